@@ -1,0 +1,3 @@
+"""mpretriever: dense retrievers trained with multiple positive passages."""
+
+__version__ = "0.1.0"

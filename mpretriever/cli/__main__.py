@@ -1,0 +1,3 @@
+from mpretriever.cli.app import main
+
+main()

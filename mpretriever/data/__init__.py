@@ -1,0 +1,30 @@
+"""Data: BEIR loading and name resolution, training examples, groups and id-based masks."""
+
+from mpretriever.data.beir import BeirDataset, Judgement, load_qrels, passage_text
+from mpretriever.data.errors import DataFormatError
+from mpretriever.data.examples import LabelFilter, LabelledPassage, TrainingExample, build_examples, merge_qrels
+from mpretriever.data.groups import Group, GroupBuilder, IndexedExample, PositivePolicy
+from mpretriever.data.masks import build_masks
+from mpretriever.data.negatives import load_negatives
+from mpretriever.data.resolve import DatasetNotFoundError, resolve_dataset
+
+__all__ = [
+    "BeirDataset",
+    "DataFormatError",
+    "DatasetNotFoundError",
+    "Group",
+    "GroupBuilder",
+    "IndexedExample",
+    "Judgement",
+    "LabelFilter",
+    "LabelledPassage",
+    "PositivePolicy",
+    "TrainingExample",
+    "build_examples",
+    "build_masks",
+    "load_negatives",
+    "load_qrels",
+    "merge_qrels",
+    "passage_text",
+    "resolve_dataset",
+]

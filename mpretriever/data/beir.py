@@ -1,0 +1,260 @@
+"""Loading datasets in the BEIR layout: ``corpus.jsonl[.gz]``, ``queries.jsonl[.gz]``, ``qrels/<split>.tsv[.gz]``.
+
+The corpus and the queries go through Hugging Face ``datasets`` (Arrow-backed, memory-mapped, cached), the qrels
+through a line reader so that every problem is reported with its file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import datasets
+
+from mpretriever.data.errors import DataFormatError
+from mpretriever.data.text_files import find_existing, numbered_lines
+
+logger = logging.getLogger(__name__)
+
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
+QRELS_SUFFIXES = (".tsv", ".tsv.gz")
+DEFAULT_SOURCE = "human"
+MAX_REPORTED = 5
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One qrels row: a graded relevance label of a document for a query, and who gave it."""
+
+    doc_id: str
+    grade: int
+    source: str = DEFAULT_SOURCE
+
+
+Qrels = dict[str, dict[str, Judgement]]
+
+
+def _locate_bad_json_line(path: Path) -> DataFormatError | None:
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            return DataFormatError(path, f"invalid JSON: {error.msg} (column {error.colno})", line=number)
+        if not isinstance(record, dict):
+            return DataFormatError(path, f"expected a JSON object, got {type(record).__name__}", line=number)
+    return None
+
+
+def load_jsonl(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> datasets.Dataset:
+    """Load a JSON-lines file through ``datasets`` and keep the ``required`` and ``optional`` string columns.
+
+    Raises :class:`DataFormatError` naming the file and line of the first malformed record, or the missing
+    field. Missing optional columns are added as empty strings; ``None`` values become empty strings.
+    """
+    if not path.is_file():
+        raise DataFormatError(path, "file not found")
+    try:
+        dataset = datasets.load_dataset("json", data_files=str(path), split="train")
+    except Exception as error:  # datasets wraps pyarrow's parse errors without the line number
+        located = _locate_bad_json_line(path)
+        if located is not None:
+            raise located from error
+        raise DataFormatError(path, f"could not be read as JSON lines: {error}") from error
+
+    missing = [field for field in required if field not in dataset.column_names]
+    if missing:
+        raise DataFormatError(path, f"records lack the required field(s) {missing}; found {dataset.column_names}")
+    dataset = dataset.select_columns([c for c in (*required, *optional) if c in dataset.column_names])
+    for field in optional:
+        if field not in dataset.column_names:
+            dataset = dataset.add_column(field, [""] * len(dataset))
+    for field in dataset.column_names:
+        if dataset.features[field] != datasets.Value("string"):
+            dataset = dataset.cast_column(field, datasets.Value("string"))
+    return dataset.map(
+        lambda batch: {field: ["" if value is None else value for value in batch[field]] for field in batch},
+        batched=True,
+        desc=f"Reading {path.name}",
+    )
+
+
+def _drop_empty(dataset: datasets.Dataset, path: Path, text_fields: tuple[str, ...], what: str) -> datasets.Dataset:
+    empty = [
+        index
+        for index, texts in enumerate(zip(*(dataset[field] for field in text_fields), strict=True))
+        if not any(text.strip() for text in texts)
+    ]
+    if not empty:
+        return dataset
+    examples = ", ".join(dataset[index]["_id"] for index in empty[:MAX_REPORTED])
+    logger.warning(
+        "%s: skipped %d %s with empty text (ids: %s%s)",
+        path,
+        len(empty),
+        what,
+        examples,
+        ", ..." if len(empty) > MAX_REPORTED else "",
+    )
+    keep = sorted(set(range(len(dataset))) - set(empty))
+    return dataset.select(keep)
+
+
+def _warn_duplicates(ids: list[str], path: Path, what: str) -> None:
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    duplicates = [i for i in ids if i in seen or seen.add(i)]
+    logger.warning(
+        "%s: %d duplicate %s id(s), the first record of each is used (e.g. %s)",
+        path,
+        len(duplicates),
+        what,
+        ", ".join(duplicates[:MAX_REPORTED]),
+    )
+
+
+def passage_text(title: str, text: str) -> str:
+    """The text a passage is embedded as: its title and body joined by a space (the BEIR convention)."""
+    title, text = title.strip(), text.strip()
+    return f"{title} {text}" if title and text else title or text
+
+
+class BeirDataset:
+    """A dataset directory in the BEIR layout. Files are read lazily, once."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataFormatError(self.root, "dataset directory not found")
+        corpus = find_existing(self.root, "corpus", JSONL_SUFFIXES)
+        queries = find_existing(self.root, "queries", JSONL_SUFFIXES)
+        if corpus is None or queries is None:
+            raise DataFormatError(
+                self.root, "not a BEIR dataset: expected corpus.jsonl[.gz], queries.jsonl[.gz] and qrels/<split>.tsv"
+            )
+        self.corpus_path = corpus
+        self.queries_path = queries
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @cached_property
+    def corpus(self) -> datasets.Dataset:
+        """Columns ``_id``, ``title`` and ``text``; documents with neither title nor text are skipped."""
+        corpus = load_jsonl(self.corpus_path, required=("_id", "text"), optional=("title",))
+        corpus = _drop_empty(corpus, self.corpus_path, ("title", "text"), "documents")
+        _warn_duplicates(corpus["_id"], self.corpus_path, "document")
+        return corpus
+
+    @cached_property
+    def doc_index(self) -> dict[str, int]:
+        """Corpus row of every document id (the first row for a duplicated id)."""
+        index: dict[str, int] = {}
+        for row, doc_id in enumerate(self.corpus["_id"]):
+            index.setdefault(doc_id, row)
+        return index
+
+    @cached_property
+    def queries(self) -> dict[str, str]:
+        """Query text by query id; queries with empty text are skipped."""
+        queries = load_jsonl(self.queries_path, required=("_id", "text"))
+        queries = _drop_empty(queries, self.queries_path, ("text",), "queries")
+        _warn_duplicates(queries["_id"], self.queries_path, "query")
+        result: dict[str, str] = {}
+        for query_id, text in zip(queries["_id"], queries["text"], strict=True):
+            result.setdefault(query_id, text.strip())
+        return result
+
+    def available_splits(self) -> list[str]:
+        qrels_dir = self.root / "qrels"
+        if not qrels_dir.is_dir():
+            return []
+        names = {path.name.removesuffix(".gz").removesuffix(".tsv") for path in qrels_dir.glob("*.tsv*")}
+        return sorted(names)
+
+    def qrels_path(self, split: str) -> Path:
+        path = find_existing(self.root / "qrels", split, QRELS_SUFFIXES)
+        if path is None:
+            available = ", ".join(self.available_splits()) or "none"
+            raise DataFormatError(
+                self.root / "qrels" / f"{split}.tsv", f"split '{split}' not found (available splits: {available})"
+            )
+        return path
+
+    def qrels(self, split: str, source: str = DEFAULT_SOURCE) -> Qrels:
+        """The judgements of ``split``, checked against the corpus and the queries."""
+        return load_qrels(self.qrels_path(split), set(self.queries), self.doc_index, default_source=source)
+
+
+def _parse_grade(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def load_qrels(
+    path: Path,
+    known_queries: set[str] | dict[str, object],
+    known_docs: set[str] | dict[str, object],
+    default_source: str = DEFAULT_SOURCE,
+) -> Qrels:
+    """Read a qrels file: ``query-id<TAB>corpus-id<TAB>score[<TAB>source]`` with an optional header line.
+
+    Rows naming unknown queries or documents are skipped with one counted warning each. A row with the wrong
+    number of columns or a non-integer score is an error naming the file and line.
+    """
+    if not path.is_file():
+        raise DataFormatError(path, "file not found")
+    qrels: Qrels = {}
+    unknown_queries: list[tuple[int, str]] = []
+    unknown_docs: list[tuple[int, str]] = []
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if number == 1 and columns[0].strip().lower() in ("query-id", "query_id", "qid"):
+            continue
+        if len(columns) not in (3, 4):
+            raise DataFormatError(
+                path,
+                f"expected 3 or 4 tab-separated columns (query-id, corpus-id, score[, source]), got {len(columns)}",
+                line=number,
+            )
+        query_id, doc_id, score = (column.strip() for column in columns[:3])
+        grade = _parse_grade(score)
+        if grade is None:
+            raise DataFormatError(path, f"score must be an integer grade, got {score!r}", line=number)
+        source = columns[3].strip() if len(columns) == 4 and columns[3].strip() else default_source
+        if query_id not in known_queries:
+            unknown_queries.append((number, query_id))
+            continue
+        if doc_id not in known_docs:
+            unknown_docs.append((number, doc_id))
+            continue
+        qrels.setdefault(query_id, {})[doc_id] = Judgement(doc_id=doc_id, grade=grade, source=source)
+    for skipped, what in ((unknown_queries, "queries"), (unknown_docs, "documents")):
+        if skipped:
+            shown = ", ".join(f"line {number}: {name}" for number, name in skipped[:MAX_REPORTED])
+            logger.warning(
+                "%s: skipped %d row(s) naming unknown %s (%s%s)",
+                path,
+                len(skipped),
+                what,
+                shown,
+                ", ..." if len(skipped) > MAX_REPORTED else "",
+            )
+    if not qrels:
+        raise DataFormatError(path, "no usable judgements (every row was skipped or the file is empty)")
+    return qrels

@@ -1,0 +1,119 @@
+"""Turning ``--data`` into a dataset directory: a path, or a BEIR dataset name.
+
+A name is looked up, in order, in the cache directory (``$MPR_CACHE_DIR/datasets``, default
+``~/.cache/mpretriever/datasets``), in an offline mirror directory named by ``$MPR_DATA_MIRROR``, and finally
+downloaded from the official BEIR distribution into the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from mpretriever.data.beir import JSONL_SUFFIXES
+from mpretriever.data.errors import DataFormatError
+from mpretriever.data.text_files import find_existing
+
+logger = logging.getLogger(__name__)
+
+MIRROR_ENV = "MPR_DATA_MIRROR"
+CACHE_ENV = "MPR_CACHE_DIR"
+BEIR_URL_ENV = "MPR_BEIR_URL"
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+DOWNLOAD_TIMEOUT_S = 30
+
+BEIR_DATASETS = frozenset(
+    {
+        "arguana",
+        "bioasq",
+        "climate-fever",
+        "cqadupstack",
+        "dbpedia-entity",
+        "fever",
+        "fiqa",
+        "hotpotqa",
+        "msmarco",
+        "nfcorpus",
+        "nq",
+        "quora",
+        "robust04",
+        "scidocs",
+        "scifact",
+        "signal1m",
+        "trec-covid",
+        "trec-news",
+        "webis-touche2020",
+    }
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Neither a path nor a resolvable dataset name."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "mpretriever")) / "datasets"
+
+
+def is_dataset_dir(path: Path) -> bool:
+    return path.is_dir() and find_existing(path, "corpus", JSONL_SUFFIXES) is not None
+
+
+def resolve_dataset(name_or_path: str | Path, cache_dir: Path | None = None, download: bool = True) -> Path:
+    """Return the directory of a BEIR-layout dataset given its path or its name."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.exists():
+        if not is_dataset_dir(candidate):
+            raise DataFormatError(candidate, "not a BEIR dataset directory (no corpus.jsonl or corpus.jsonl.gz)")
+        return candidate
+    name = str(name_or_path)
+    if os.sep in name or "/" in name:
+        raise DatasetNotFoundError(f"dataset directory not found: {candidate}")
+
+    cache = cache_dir or cache_root()
+    searched = [cache / name]
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror:
+        searched.append(Path(mirror).expanduser() / name)
+    for directory in searched:
+        if is_dataset_dir(directory):
+            return directory
+
+    if name not in BEIR_DATASETS or not download:
+        raise DatasetNotFoundError(
+            f"dataset '{name}' is neither a path nor found in {', '.join(map(str, searched))}"
+            + (f"; set {MIRROR_ENV} to a directory holding it" if not mirror else "")
+            + ("" if name in BEIR_DATASETS else f"; known BEIR names: {', '.join(sorted(BEIR_DATASETS))}")
+        )
+    return download_beir(name, cache)
+
+
+def download_beir(name: str, cache: Path) -> Path:
+    """Download and unpack an official BEIR zip into ``cache/name`` (atomically: no half-unpacked dataset)."""
+    url = os.environ.get(BEIR_URL_ENV, BEIR_URL).format(name=name)
+    cache.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s from %s", name, url)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=f".{name}-") as staging:
+        archive = Path(staging) / f"{name}.zip"
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, archive.open("wb") as out:
+                shutil.copyfileobj(response, out)
+        except (urllib.error.URLError, OSError, TimeoutError) as error:
+            raise DatasetNotFoundError(
+                f"dataset '{name}' is not cached and could not be downloaded from {url}: {error}. "
+                f"Offline? Point {MIRROR_ENV} at a directory holding '{name}' in the BEIR layout."
+            ) from error
+        with zipfile.ZipFile(archive) as bundle:
+            bundle.extractall(staging)
+        unpacked = Path(staging) / name
+        if not is_dataset_dir(unpacked):
+            raise DataFormatError(archive, f"archive from {url} does not hold a BEIR dataset '{name}/'")
+        target = cache / name
+        unpacked.rename(target)
+    return target

@@ -1,0 +1,83 @@
+"""The training dataset (one item per query) and the collator that turns items into a scored batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from mpretriever.data.beir import passage_text
+from mpretriever.data.groups import Group, GroupBuilder, IndexedExample
+from mpretriever.data.masks import batch_columns, build_masks
+from mpretriever.model.bi_encoder import BiEncoder
+
+
+class GroupedQueries(Dataset):
+    """Item ``i`` is query ``i`` with its group for the current epoch (set with :meth:`set_epoch`)."""
+
+    def __init__(self, examples: Sequence[IndexedExample], builder: GroupBuilder) -> None:
+        self.examples = list(examples)
+        self.builder = builder
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"index": index, "group": self.builder.build(self.examples[index], index, self.epoch)}
+
+
+@dataclass
+class PassageTokenizer:
+    """Picklable ``datasets.map`` function: corpus rows to passage token ids (so the map is cached on disk)."""
+
+    tokenizer: Any
+    prefix: str
+    max_length: int
+
+    def __call__(self, batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+        texts = [
+            self.prefix + passage_text(title, text) for title, text in zip(batch["title"], batch["text"], strict=True)
+        ]
+        return {"input_ids": self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]}
+
+
+def tokenize_corpus(corpus: datasets.Dataset, model: BiEncoder, num_proc: int | None = None) -> datasets.Dataset:
+    """Token ids of every passage, computed once and cached by ``datasets`` (keyed on corpus and tokenizer)."""
+    function = PassageTokenizer(model.tokenizer, model.config.passage_prefix, model.config.passage_max_length)
+    return corpus.map(
+        function,
+        batched=True,
+        batch_size=1000,
+        num_proc=num_proc,
+        remove_columns=corpus.column_names,
+        desc="Tokenising passages",
+    )
+
+
+class GroupCollator:
+    """Pads the queries and the groups' passages of a batch and builds its id-based masks."""
+
+    def __init__(self, model: BiEncoder, query_tokens: Sequence[list[int]], passage_tokens: datasets.Dataset) -> None:
+        self.model = model
+        self.query_tokens = query_tokens
+        self.passage_tokens = passage_tokens
+
+    def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Tensor | dict[str, Tensor]]:
+        groups: list[Group] = [item["group"] for item in items]
+        columns = batch_columns(groups)
+        positive_mask, ignore_mask = build_masks(groups, columns)
+        passage_ids = self.passage_tokens[columns.tolist()]["input_ids"]
+        return {
+            "queries": self.model.pad([self.query_tokens[item["index"]] for item in items]),
+            "passages": self.model.pad(passage_ids),
+            "positive_mask": positive_mask,
+            "ignore_mask": ignore_mask,
+        }

@@ -1,0 +1,274 @@
+"""``train()``: data, model, objective and Trainer put together. The CLI only parses options into a TrainConfig."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from rich.console import Console
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from mpretriever.data.beir import BeirDataset, load_qrels
+from mpretriever.data.examples import LabelFilter, TrainingExample, build_examples, merge_qrels
+from mpretriever.data.groups import GroupBuilder, IndexedExample
+from mpretriever.data.negatives import load_negatives
+from mpretriever.data.resolve import resolve_dataset
+from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.model.manifest import MANIFEST_NAME, RunManifest
+from mpretriever.training.dataset import GroupCollator, GroupedQueries, tokenize_corpus
+from mpretriever.training.objectives import get_objective
+from mpretriever.training.progress import RichProgressCallback
+from mpretriever.training.trainer import EpochCallback, MultiPositiveTrainer
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["no", "fp16", "bf16"]
+DEFAULT_TEMPERATURE = {"cosine": 0.05, "dot": 1.0}
+
+
+class OutputExistsError(FileExistsError):
+    """The output directory already holds a run and neither resuming nor overwriting was asked for."""
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run; defaults follow the paper's released run, scaled to one device."""
+
+    data: str
+    output: Path
+    split: str = "train"
+    loss: str = "lsepair"
+    model: str | None = None
+    # labels
+    min_grade: int = 1
+    sources: list[str] | None = None
+    extra_qrels: list[str] = field(default_factory=list)
+    negatives: Path | None = None
+    max_queries: int | None = None
+    # groups
+    group_size: int = 8
+    max_positives: int = 4
+    # loss
+    temperature: float | None = None
+    normalize_loss: bool | None = None
+    positive_agg: str | None = None
+    negative_agg: str | None = None
+    # encoder (None: inherit from the model)
+    pooling: str | None = None
+    normalize: bool | None = None
+    similarity: str | None = None
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+    query_max_length: int | None = 32
+    passage_max_length: int | None = 128
+    # optimisation
+    batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 2e-5
+    warmup: float = 0.1  # a fraction of the steps if < 1, else a number of steps
+    weight_decay: float = 0.0
+    precision: Precision = "no"
+    seed: int = 42
+    # checkpoints and logging
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    logging_steps: int = 10
+    resume: bool = False
+    resume_from: Path | None = None
+    overwrite: bool = False
+    dataloader_workers: int = 0
+    progress: bool = True
+
+
+@dataclass
+class TrainOutcome:
+    output: Path
+    manifest: RunManifest
+    examples: int
+    steps: int
+
+
+def _check_output(config: TrainConfig) -> str | None:
+    """Refuse to clobber an earlier run; return the checkpoint to resume from, if any."""
+    output = config.output
+    if config.resume_from is not None:
+        if not (config.resume_from / MANIFEST_NAME).is_file():
+            raise FileNotFoundError(f"{config.resume_from}: not an mpretriever checkpoint (no {MANIFEST_NAME})")
+        return str(config.resume_from)
+    if config.resume:
+        last = get_last_checkpoint(str(output)) if output.is_dir() else None
+        if last is None:
+            raise FileNotFoundError(f"{output}: no checkpoint-* directory to resume from")
+        return last
+    if output.exists() and any(output.iterdir()) and not config.overwrite:
+        raise OutputExistsError(
+            f"{output} already exists and is not empty; pass --resume to continue its run, "
+            "--overwrite to replace it, or choose another --output"
+        )
+    return None
+
+
+def _parse_extra_qrels(spec: str) -> tuple[Path, str]:
+    path, _, source = spec.partition("=")
+    return Path(path), source or "llm"
+
+
+def load_training_examples(config: TrainConfig, dataset: BeirDataset) -> list[TrainingExample]:
+    qrels = [dataset.qrels(config.split)]
+    for spec in config.extra_qrels:
+        path, source = _parse_extra_qrels(spec)
+        qrels.append(load_qrels(path, dataset.queries, dataset.doc_index, default_source=source))
+    negatives = load_negatives(config.negatives, dataset.queries, dataset.doc_index) if config.negatives else None
+    label_filter = LabelFilter(config.min_grade, frozenset(config.sources) if config.sources else None)
+    examples = build_examples(dataset.queries, merge_qrels(qrels), label_filter, negatives)
+    if not examples:
+        raise ValueError(f"{dataset.root}: no training query has a positive under {label_filter}")
+    if config.max_queries is not None and config.max_queries < len(examples):
+        examples = random.Random(config.seed).sample(examples, config.max_queries)
+    return examples
+
+
+def _index(example: TrainingExample, doc_index: dict[str, int]) -> IndexedExample:
+    return IndexedExample(
+        positives=tuple(doc_index[p.doc_id] for p in example.positives),
+        excluded=tuple(doc_index[d] for d in example.excluded),
+        hard_negatives=tuple(doc_index[d] for d in example.hard_negatives),
+    )
+
+
+def _training_arguments(config: TrainConfig) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(config.output),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup,
+        weight_decay=config.weight_decay,
+        fp16=config.precision == "fp16",
+        bf16=config.precision == "bf16",
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=config.dataloader_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def train(
+    config: TrainConfig,
+    console: Console | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> TrainOutcome:
+    """Fine-tune an encoder with a multi-positive objective and save it to ``config.output``.
+
+    ``callbacks`` are extra ``transformers`` trainer callbacks (early stopping, custom logging, ...).
+    """
+    objective = get_objective(config.loss)
+    loss_options: dict[str, Any] = {
+        "normalize": config.normalize_loss,
+        "positive_agg": config.positive_agg,
+        "negative_agg": config.negative_agg,
+    }
+    loss_fn = objective.bind(**loss_options)
+    resume_checkpoint = _check_output(config)
+    set_seed(config.seed)
+
+    dataset = BeirDataset(resolve_dataset(config.data))
+    examples = load_training_examples(config, dataset)
+    model = BiEncoder.from_pretrained(
+        config.model,
+        pooling=config.pooling,
+        normalize=config.normalize,
+        similarity=config.similarity,
+        query_prefix=config.query_prefix,
+        passage_prefix=config.passage_prefix,
+        query_max_length=config.query_max_length,
+        passage_max_length=config.passage_max_length,
+    )
+    temperature = config.temperature or DEFAULT_TEMPERATURE[model.config.similarity]
+
+    passage_tokens = tokenize_corpus(dataset.corpus, model)
+    query_tokens = model.tokenize([example.query for example in examples], "query")
+    builder = GroupBuilder(len(dataset.corpus), config.group_size, config.max_positives, objective.policy, config.seed)
+    train_dataset = GroupedQueries([_index(e, dataset.doc_index) for e in examples], builder)
+
+    recorded_elsewhere = {
+        "data",
+        "output",
+        "split",
+        "loss",
+        "model",
+        "progress",
+        "overwrite",
+        "resume",
+        "resume_from",
+        "min_grade",
+        "sources",
+        "extra_qrels",
+        "normalize_loss",
+        "positive_agg",
+        "negative_agg",
+        *asdict(model.config),
+        "pooling",
+        "normalize",
+        "similarity",
+    }
+    hyperparameters = {key: value for key, value in asdict(config).items() if key not in recorded_elsewhere}
+    hyperparameters.update(temperature=temperature, negatives=str(config.negatives) if config.negatives else None)
+    manifest_fields: dict[str, Any] = {
+        "loss": objective.name,
+        "loss_options": {key: value for key, value in loss_options.items() if value is not None},
+        "dataset": str(dataset.root),
+        "split": config.split,
+        "label_filter": {"min_grade": config.min_grade, "sources": config.sources, "extra_qrels": config.extra_qrels},
+        "hyperparameters": hyperparameters,
+        "train_samples": len(examples),
+    }
+
+    trainer = MultiPositiveTrainer(
+        model=model,
+        args=_training_arguments(config),
+        train_dataset=train_dataset,
+        data_collator=GroupCollator(model, query_tokens, passage_tokens),
+        loss_fn=loss_fn,
+        temperature=temperature,
+        manifest_factory=lambda: model.manifest(**manifest_fields),
+    )
+    trainer.add_callback(EpochCallback(train_dataset))
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if config.progress:
+        trainer.add_callback(RichProgressCallback(console))
+    for callback in callbacks:
+        trainer.add_callback(callback)
+
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_checkpoint)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    manifest_fields.update(
+        final_train_loss=losses[-1] if losses else result.training_loss,
+        train_runtime_s=round(time.perf_counter() - started, 2),
+    )
+    manifest_fields["hyperparameters"]["mean_train_loss"] = result.training_loss
+    manifest_fields["hyperparameters"]["global_steps"] = result.global_step
+    manifest = model.manifest(**manifest_fields)
+    model.save(config.output, manifest)
+    return TrainOutcome(output=config.output, manifest=manifest, examples=len(examples), steps=result.global_step)

@@ -1,0 +1,76 @@
+"""The Hugging Face ``Trainer`` specialised for multi-positive bi-encoder training.
+
+Only the loss and the model format are ours: the optimiser, schedule, mixed precision, gradient accumulation,
+checkpointing and resuming are the Trainer's. Every checkpoint is a complete sentence-transformers model with its
+manifest, so any of them can be evaluated or served.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from sentence_transformers import SentenceTransformer
+from torch import Tensor, nn
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.model.manifest import RunManifest
+from mpretriever.training.objectives import LossFn
+
+
+class MultiPositiveTrainer(Trainer):
+    """``Trainer`` whose loss is a multi-positive objective over the batch's query x passage score matrix."""
+
+    def __init__(
+        self,
+        *args: Any,
+        loss_fn: LossFn,
+        temperature: float,
+        manifest_factory: Callable[[], RunManifest],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_fn = loss_fn
+        self.temperature = temperature
+        self.manifest_factory = manifest_factory
+
+    def _bi_encoder(self, model: nn.Module | None = None) -> BiEncoder:
+        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
+        assert isinstance(unwrapped, BiEncoder)
+        return unwrapped
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Tensor | int | None = None,
+    ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        query_embeddings = model(inputs["queries"])
+        passage_embeddings = model(inputs["passages"])
+        scores = self._bi_encoder(model).similarity(query_embeddings, passage_embeddings)
+        loss = self.loss_fn(scores, inputs["positive_mask"], inputs["ignore_mask"], temperature=self.temperature)
+        return (loss, {"scores": scores}) if return_outputs else loss
+
+    def _save(self, output_dir: str | None = None, state_dict: dict[str, Tensor] | None = None) -> None:
+        if self.args.should_save:
+            self._bi_encoder().save(output_dir or self.args.output_dir, manifest=self.manifest_factory())
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        encoder = self._bi_encoder(model)
+        loaded = SentenceTransformer(resume_from_checkpoint, device=str(self.args.device))
+        encoder.model.load_state_dict(loaded.state_dict())
+
+
+class EpochCallback(TrainerCallback):
+    """Tells the dataset which epoch starts, so that groups (and Rand1LH's positive) rotate per epoch."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.dataset.set_epoch(math.floor(state.epoch + 1e-9) if state.epoch else 0)

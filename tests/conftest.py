@@ -1,0 +1,164 @@
+"""Shared fixtures. Everything runs offline: hub look-ups fail at once instead of retrying."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MPR_DATA_MIRROR", REPO_ROOT.parent / "shared" / "data"))
+os.environ.setdefault("MPR_DATA_MIRROR", str(SHARED_DATA))
+
+TINY_WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "in",
+    "to",
+    "is",
+    "for",
+    "with",
+    "on",
+    "cancer",
+    "cell",
+    "cells",
+    "diet",
+    "heart",
+    "blood",
+    "risk",
+    "study",
+    "patients",
+    "statin",
+    "breast",
+    "cholesterol",
+    "vitamin",
+    "fruit",
+    "vegetable",
+    "asthma",
+    "protein",
+    "fat",
+    "sugar",
+    "meat",
+    "fish",
+    "milk",
+    "egg",
+    "coffee",
+    "tea",
+    "sleep",
+    "brain",
+]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_qrels(path: Path, rows: list[tuple[str, str, int]], header: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = (["query-id\tcorpus-id\tscore"] if header else []) + [f"{q}\t{d}\t{s}" for q, d, s in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT with a small WordPiece vocabulary, saved as a transformers model."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *".,:;-()?!'",
+        *letters,
+        *(f"##{c}" for c in letters),
+        *TINY_WORDS,
+    ]
+    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    BertModel(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic BEIR dataset: 12 queries, each with 3 graded positives (sources human and llm), 60 documents."""
+    rng = random.Random(7)
+    root = tmp_path_factory.mktemp("tiny-beir")
+    documents, queries, train, graded = [], [], [], []
+    for q in range(12):
+        topic = rng.sample(TINY_WORDS[8:], 3)
+        queries.append({"_id": f"q{q}", "text": " ".join(topic)})
+        for p in range(3):
+            doc_id = f"d{q}-{p}"
+            words = topic + rng.sample(TINY_WORDS, 4)
+            documents.append({"_id": doc_id, "title": topic[0], "text": " ".join(words)})
+            train.append((f"q{q}", doc_id, 1))
+            graded.append((f"q{q}", doc_id, 3 - p))
+    for n in range(24):
+        documents.append({"_id": f"n{n}", "title": "", "text": " ".join(rng.sample(TINY_WORDS, 6))})
+    write_jsonl(root / "corpus.jsonl", documents)
+    write_jsonl(root / "queries.jsonl", queries)
+    write_qrels(root / "qrels" / "train.tsv", train)
+    write_qrels(root / "qrels" / "train-graded.tsv", graded)
+    write_qrels(root / "qrels" / "test.tsv", train[:6])
+    return root
+
+
+@pytest.fixture(scope="session")
+def nfcorpus_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real sub-corpus of NFCorpus from ../shared/data: 24 train queries, their positives and 300 other docs."""
+    source = SHARED_DATA / "nfcorpus"
+    if not source.is_dir():
+        pytest.skip(f"NFCorpus not found at {source}; set MPR_DATA_MIRROR to the shared data directory")
+    rng = random.Random(3)
+    rows = [line.split("\t") for line in (source / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    by_query: dict[str, list[str]] = {}
+    for query_id, doc_id, _ in rows:
+        by_query.setdefault(query_id, []).append(doc_id)
+    chosen = rng.sample(sorted(q for q, docs in by_query.items() if 2 <= len(docs) <= 12), 24)
+    with gzip.open(source / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
+        corpus = [json.loads(line) for line in handle]
+    wanted = {d for q in chosen for d in by_query[q]} | {doc["_id"] for doc in rng.sample(corpus, 300)}
+    queries = [json.loads(line) for line in (source / "queries.jsonl").read_text().splitlines()]
+    root = tmp_path_factory.mktemp("nfcorpus-sample")
+    write_jsonl(root / "corpus.jsonl.gz", [doc for doc in corpus if doc["_id"] in wanted])
+    write_jsonl(root / "queries.jsonl", [query for query in queries if query["_id"] in set(chosen)])
+    write_qrels(root / "qrels" / "train.tsv", [(q, d, 1) for q in chosen for d in by_query[q]])
+    return root

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -260,12 +259,11 @@ def train(
     for callback in callbacks:
         trainer.add_callback(callback)
 
-    started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_checkpoint)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     manifest_fields.update(
         final_train_loss=losses[-1] if losses else result.training_loss,
-        train_runtime_s=round(time.perf_counter() - started, 2),
+        train_runtime_s=round(result.metrics["train_runtime"], 2),
     )
     manifest_fields["hyperparameters"]["mean_train_loss"] = result.training_loss
     manifest_fields["hyperparameters"]["global_steps"] = result.global_step

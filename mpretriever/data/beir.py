@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import datasets
 
-from mpretriever.data.errors import DataFormatError
+from mpretriever.data.errors import MAX_REPORTED, DataFormatError, warn_skipped
 from mpretriever.data.text_files import find_existing, numbered_lines
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,6 @@ logger = logging.getLogger(__name__)
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 QRELS_SUFFIXES = (".tsv", ".tsv.gz")
 DEFAULT_SOURCE = "human"
-MAX_REPORTED = 5
 
 
 @dataclass(frozen=True)
@@ -100,17 +100,16 @@ def _drop_empty(dataset: datasets.Dataset, path: Path, text_fields: tuple[str, .
         examples,
         ", ..." if len(empty) > MAX_REPORTED else "",
     )
-    keep = sorted(set(range(len(dataset))) - set(empty))
-    return dataset.select(keep)
+    empty_rows = set(empty)
+    return dataset.select([row for row in range(len(dataset)) if row not in empty_rows])
 
 
 def _warn_duplicates(ids: list[str], path: Path, what: str) -> None:
     if len(set(ids)) == len(ids):
         return
-    seen: set[str] = set()
-    duplicates = [i for i in ids if i in seen or seen.add(i)]
+    duplicates = [doc_id for doc_id, count in Counter(ids).items() if count > 1]
     logger.warning(
-        "%s: %d duplicate %s id(s), the first record of each is used (e.g. %s)",
+        "%s: %d %s id(s) occur more than once, the first record of each is used (e.g. %s)",
         path,
         len(duplicates),
         what,
@@ -244,17 +243,8 @@ def load_qrels(
             unknown_docs.append((number, doc_id))
             continue
         qrels.setdefault(query_id, {})[doc_id] = Judgement(doc_id=doc_id, grade=grade, source=source)
-    for skipped, what in ((unknown_queries, "queries"), (unknown_docs, "documents")):
-        if skipped:
-            shown = ", ".join(f"line {number}: {name}" for number, name in skipped[:MAX_REPORTED])
-            logger.warning(
-                "%s: skipped %d row(s) naming unknown %s (%s%s)",
-                path,
-                len(skipped),
-                what,
-                shown,
-                ", ..." if len(skipped) > MAX_REPORTED else "",
-            )
+    warn_skipped(logger, path, unknown_queries, "row(s) naming unknown queries")
+    warn_skipped(logger, path, unknown_docs, "row(s) naming unknown documents")
     if not qrels:
         raise DataFormatError(path, "no usable judgements (every row was skipped or the file is empty)")
     return qrels

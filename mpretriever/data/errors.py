@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+MAX_REPORTED = 5
 
 
 class DataFormatError(ValueError):
@@ -18,3 +21,12 @@ class DataFormatError(ValueError):
         self.reason = message
         location = f"{self.path}:{line}" if line is not None else f"{self.path}"
         super().__init__(f"{location}: {message}")
+
+
+def warn_skipped(logger: logging.Logger, path: Path, skipped: list[tuple[int, str]], what: str) -> None:
+    """One counted warning for rows skipped from ``path``, showing the first few as ``line N: id``."""
+    if not skipped:
+        return
+    shown = ", ".join(f"line {number}: {name}" for number, name in skipped[:MAX_REPORTED])
+    more = ", ..." if len(skipped) > MAX_REPORTED else ""
+    logger.warning("%s: skipped %d %s (%s%s)", path, len(skipped), what, shown, more)

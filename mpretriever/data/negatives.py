@@ -7,8 +7,7 @@ import logging
 from collections.abc import Container
 from pathlib import Path
 
-from mpretriever.data.beir import MAX_REPORTED
-from mpretriever.data.errors import DataFormatError
+from mpretriever.data.errors import DataFormatError, warn_skipped
 from mpretriever.data.text_files import numbered_lines
 
 logger = logging.getLogger(__name__)
@@ -51,13 +50,5 @@ def load_negatives(path: Path, known_queries: Container[str], known_docs: Contai
                 negatives.setdefault(query_id, []).append(doc_id)
             else:
                 unknown.append((number, doc_id))
-    if unknown:
-        shown = ", ".join(f"line {number}: {name}" for number, name in unknown[:MAX_REPORTED])
-        logger.warning(
-            "%s: skipped %d unknown query or document id(s) (%s%s)",
-            path,
-            len(unknown),
-            shown,
-            ", ..." if len(unknown) > MAX_REPORTED else "",
-        )
+    warn_skipped(logger, path, unknown, "unknown query or document id(s)")
     return negatives

@@ -123,3 +123,12 @@ def test_missing_split_lists_the_available_ones(tmp_path: Path) -> None:
 def test_not_a_dataset_directory(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="not a BEIR dataset"):
         BeirDataset(tmp_path)
+
+
+def test_duplicate_ids_keep_the_first_record(tmp_path: Path, caplog) -> None:
+    corpus = [*CORPUS, {"_id": "d1", "title": "again", "text": "later copy"}]
+    root = _dataset(tmp_path, corpus, QUERIES, [("q1", "d1", 1)])
+    dataset = BeirDataset(root)
+    with caplog.at_level(logging.WARNING):
+        assert dataset.doc_index == {"d1": 0, "d2": 1}
+    assert "1 document id(s) occur more than once, the first record of each is used (e.g. d1)" in caplog.text

@@ -143,3 +143,25 @@ def test_label_regime_and_loss_options_reach_the_manifest(
     assert manifest.loss_options == {"normalize": True, "positive_agg": "min"}
     with pytest.raises(ValueError, match="loss 'summarglh' does not take normalize"):
         train(_config(tiny_beir, tiny_model_dir, tmp_path / "bad", loss="summarglh", normalize_loss=True))
+
+
+def test_hard_negatives_file_fills_the_groups(tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    negatives = tmp_path / "negatives.tsv"
+    negatives.write_text("".join(f"q{q}\tn{(q + k) % 24}\n" for q in range(12) for k in range(3)))
+    spy = _DatasetSpy()
+    outcome = train(
+        _config(tiny_beir, tiny_model_dir, tmp_path / "run", negatives=negatives, max_steps=2), callbacks=[spy]
+    )
+    assert outcome.manifest.hyperparameters["negatives"] == str(negatives)
+    dataset = spy.dataset
+    for index, example in enumerate(dataset.examples):
+        assert len(example.hard_negatives) == 3
+        group = dataset[index]["group"]
+        assert set(group.passages) - set(example.positives) <= set(example.hard_negatives)
+
+
+class _DatasetSpy(TrainerCallback):
+    dataset: Any = None
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        self.dataset = train_dataloader.dataset

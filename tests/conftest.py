@@ -162,3 +162,32 @@ def nfcorpus_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_jsonl(root / "queries.jsonl", [query for query in queries if query["_id"] in set(chosen)])
     write_qrels(root / "qrels" / "train.tsv", [(q, d, 1) for q in chosen for d in by_query[q]])
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model saved as an mpretriever run (normalised embeddings, cosine)."""
+    from mpretriever.model import BiEncoder
+
+    directory = tmp_path_factory.mktemp("tiny-run") / "run"
+    BiEncoder.from_pretrained(tiny_model_dir, normalize=True).save(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tiny_run: Path, tiny_beir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedded Qdrant directory with collection 'tiny' holding the tiny corpus, indexed with ``tiny_run``."""
+    from mpretriever.data import BeirDataset
+    from mpretriever.index import QdrantSettings, collection_manifest, ensure_collection, index_corpus
+    from mpretriever.model import BiEncoder
+
+    path = tmp_path_factory.mktemp("qdrant") / "qdrant"
+    encoder = BiEncoder.from_pretrained(tiny_run)
+    client = QdrantSettings(path=str(path)).connect()
+    ensure_collection(client, "tiny", collection_manifest(encoder, str(tiny_run)))
+    corpus = BeirDataset(tiny_beir).corpus.map(
+        lambda row: {"title": row["title"] or ("noise" if row["_id"].startswith("n") else row["title"])}
+    )
+    index_corpus(encoder, corpus, client, "tiny", show_progress=False)
+    client.close()
+    return path

@@ -11,9 +11,14 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from mpretriever import __version__
+from mpretriever.cli.index import index_command
+from mpretriever.cli.pipeline import pipeline_app
+from mpretriever.cli.search import search_command
 from mpretriever.cli.train import train_command
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.resolve import DatasetNotFoundError
+from mpretriever.index.collection import CollectionMismatchError
+from mpretriever.index.connection import QdrantUnavailableError
 from mpretriever.training.run import OutputExistsError
 
 console = Console(stderr=True)
@@ -30,6 +35,9 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.command("train", no_args_is_help=True)(train_command)
+app.command("index", no_args_is_help=True)(index_command)
+app.command("search", no_args_is_help=True)(search_command)
+app.add_typer(pipeline_app, name="pipeline")
 
 
 def _version(value: bool) -> None:
@@ -51,11 +59,22 @@ def _root(
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "sentence_transformers", "transformers"):
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "sentence_transformers", "transformers", "haystack"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
-USER_ERRORS = (DataFormatError, DatasetNotFoundError, OutputExistsError, FileNotFoundError, ValueError)
+USER_ERRORS = (
+    DataFormatError,
+    DatasetNotFoundError,
+    OutputExistsError,
+    CollectionMismatchError,
+    QdrantUnavailableError,
+    FileNotFoundError,
+    ValueError,
+)
 
 
 def main() -> None:

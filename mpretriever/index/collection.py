@@ -1,0 +1,114 @@
+"""Qdrant collections in the layout qdrant-haystack's ``QdrantDocumentStore`` reads, with the model manifest.
+
+Points: id ``convert_id(document id)`` (qdrant-haystack's deterministic UUID), one unnamed dense vector, payload
+``Document.to_dict(flatten=False)`` without the embedding. The collection's metadata holds, under
+``"mpretriever"``, what is needed to embed queries the same way: the model, its fingerprint, dimension, similarity
+and prefixes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from haystack import Document
+from haystack_integrations.document_stores.qdrant.converters import convert_id
+from qdrant_client import QdrantClient, models
+
+from mpretriever.model.bi_encoder import BiEncoder
+
+logger = logging.getLogger(__name__)
+
+METADATA_KEY = "mpretriever"
+DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT}
+
+
+class CollectionMismatchError(ValueError):
+    """The collection was built with another model (or dimension) than the one in use."""
+
+
+def point_id(doc_id: str) -> str:
+    return convert_id(doc_id)
+
+
+def collection_manifest(model: BiEncoder, model_name: str) -> dict[str, Any]:
+    """What the collection records about the model that filled it."""
+    config = model.config
+    return {
+        "model": model_name,
+        "base_model": model.base_model,
+        "fingerprint": model.fingerprint(),
+        "dimension": model.dimension,
+        "similarity": config.similarity,
+        "pooling": config.pooling,
+        "normalize": config.normalize,
+        "query_prefix": config.query_prefix,
+        "passage_prefix": config.passage_prefix,
+        "query_max_length": config.query_max_length,
+        "passage_max_length": config.passage_max_length,
+    }
+
+
+def read_manifest(client: QdrantClient, collection: str) -> dict[str, Any] | None:
+    metadata = client.get_collection(collection).config.metadata or {}
+    manifest = metadata.get(METADATA_KEY)
+    return manifest if isinstance(manifest, dict) else None
+
+
+def vector_size(client: QdrantClient, collection: str) -> int | None:
+    vectors = client.get_collection(collection).config.params.vectors
+    return vectors.size if isinstance(vectors, models.VectorParams) else None
+
+
+def check_compatible(client: QdrantClient, collection: str, expected: dict[str, Any]) -> None:
+    """Raise :class:`CollectionMismatchError` when the collection was filled by another model or dimension.
+
+    A collection without a manifest (e.g. written by a plain Haystack indexing pipeline) is only checked for its
+    dimension, with a warning.
+    """
+    size = vector_size(client, collection)
+    if size is not None and size != expected["dimension"]:
+        raise CollectionMismatchError(
+            f"collection '{collection}' holds {size}-d vectors but the model {expected['model']} gives "
+            f"{expected['dimension']}-d embeddings"
+        )
+    stored = read_manifest(client, collection)
+    if stored is None:
+        logger.warning("collection '%s' has no mpretriever manifest: cannot check which model filled it", collection)
+        return
+    if stored.get("fingerprint") != expected["fingerprint"]:
+        raise CollectionMismatchError(
+            f"collection '{collection}' was indexed with model {stored.get('model')} "
+            f"(fingerprint {stored.get('fingerprint')}), not {expected['model']} "
+            f"(fingerprint {expected['fingerprint']}); use the same model, or re-index with --recreate"
+        )
+    differing = [key for key in ("similarity", "query_prefix", "query_max_length") if stored.get(key) != expected[key]]
+    if differing:
+        raise CollectionMismatchError(
+            f"collection '{collection}' was indexed with different settings for {', '.join(differing)}: "
+            f"{ {key: stored.get(key) for key in differing} }"
+        )
+
+
+def ensure_collection(client: QdrantClient, collection: str, manifest: dict[str, Any], recreate: bool = False) -> bool:
+    """Create the collection for ``manifest`` (or check the existing one). Returns True when it was created."""
+    exists = client.collection_exists(collection)
+    if exists and not recreate:
+        check_compatible(client, collection, manifest)
+        return False
+    if exists:
+        client.delete_collection(collection)
+    client.create_collection(
+        collection,
+        vectors_config=models.VectorParams(size=manifest["dimension"], distance=DISTANCES[manifest["similarity"]]),
+        metadata={METADATA_KEY: manifest},
+    )
+    return True
+
+
+def document_payload(doc_id: str, title: str, text: str) -> dict[str, Any]:
+    """The payload qdrant-haystack stores for a Haystack ``Document`` (without its embedding)."""
+    meta = {"title": title} if title else {}
+    payload = Document(id=doc_id, content=text, meta=meta).to_dict(flatten=False)
+    payload.pop("embedding", None)
+    return payload

@@ -1,0 +1,39 @@
+"""Passage tokenisation for whole corpora, cached on disk by ``datasets``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+
+from mpretriever.data.beir import passage_text
+from mpretriever.model.bi_encoder import BiEncoder
+
+
+@dataclass
+class PassageTokenizer:
+    """Picklable ``datasets.map`` function: corpus rows to passage token ids (so the map is cached on disk)."""
+
+    tokenizer: Any
+    prefix: str
+    max_length: int
+
+    def __call__(self, batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+        texts = [
+            self.prefix + passage_text(title, text) for title, text in zip(batch["title"], batch["text"], strict=True)
+        ]
+        return {"input_ids": self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]}
+
+
+def tokenize_corpus(corpus: datasets.Dataset, model: BiEncoder, num_proc: int | None = None) -> datasets.Dataset:
+    """Token ids of every passage, computed once and cached by ``datasets`` (keyed on corpus and tokenizer)."""
+    function = PassageTokenizer(model.tokenizer, model.config.passage_prefix, model.config.passage_max_length)
+    return corpus.map(
+        function,
+        batched=True,
+        batch_size=1000,
+        num_proc=num_proc,
+        remove_columns=corpus.column_names,
+        desc="Tokenising passages",
+    )

@@ -1,0 +1,51 @@
+"""Loading Haystack pipeline YAML that uses mpretriever components.
+
+Haystack 3 refuses to import classes outside its deserialisation allowlist; ``load_pipeline`` allows
+``mpretriever.*`` for that one call (the process-wide allowlist is left alone). Overrides (``"component.param"``
+to a value) change init parameters before the components are built, e.g. ``{"retriever.collection": "scifact"}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from haystack import Pipeline
+
+from mpretriever.data.errors import DataFormatError
+
+ALLOWED_MODULES = ["mpretriever.*"]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"retriever.top_k=5"`` to ``("retriever.top_k", 5)``; the value is read as YAML (numbers, null, lists)."""
+    key, separator, value = text.partition("=")
+    if not separator or "." not in key:
+        raise ValueError(f"override {text!r} must look like component.parameter=value")
+    return key.strip(), yaml.safe_load(value)
+
+
+def apply_overrides(definition: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    components = definition.get("components", {})
+    for key, value in overrides.items():
+        name, _, parameter = key.partition(".")
+        if name not in components:
+            raise ValueError(f"override {key!r}: no component '{name}' (components: {', '.join(components)})")
+        components[name].setdefault("init_parameters", {})[parameter] = value
+    return definition
+
+
+def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None) -> Pipeline:
+    """Read a pipeline YAML file, apply ``overrides`` and build it (mpretriever components allowed)."""
+    path = Path(path)
+    try:
+        definition = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataFormatError(path, "file not found") from None
+    except yaml.YAMLError as error:
+        line = error.problem_mark.line + 1 if getattr(error, "problem_mark", None) else None
+        raise DataFormatError(path, f"invalid YAML: {getattr(error, 'problem', error)}", line=line) from None
+    if not isinstance(definition, dict) or "components" not in definition:
+        raise DataFormatError(path, "not a Haystack pipeline (no 'components' section)")
+    return Pipeline.from_dict(apply_overrides(definition, overrides or {}), allowed_modules=ALLOWED_MODULES)

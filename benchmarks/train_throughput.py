@@ -45,6 +45,7 @@ def run_mpretriever(args: argparse.Namespace, output: Path) -> float:
 
 def run_sentence_transformers(args: argparse.Namespace, output: Path) -> float:
     import datasets
+    from datasets.table import InMemoryTable
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
@@ -85,10 +86,12 @@ def run_sentence_transformers(args: argparse.Namespace, output: Path) -> float:
         disable_tqdm=True,
         seed=1,
     )
+    # an explicit fingerprint: hashing the rows is slow, and fails on some dill / pyarrow combinations
+    train_dataset = datasets.Dataset(InMemoryTable.from_pydict(rows), fingerprint=f"mnrl-{len(rows['anchor'])}")
     trainer = SentenceTransformerTrainer(
         model=model,
         args=training_args,
-        train_dataset=datasets.Dataset.from_dict(rows),
+        train_dataset=train_dataset,
         loss=MultipleNegativesRankingLoss(model),
     )
     return trainer.train().metrics["train_runtime"]

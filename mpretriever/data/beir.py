@@ -77,10 +77,15 @@ def load_jsonl(path: Path, required: tuple[str, ...], optional: tuple[str, ...] 
         if dataset.features[field] != datasets.Value("string"):
             dataset = dataset.cast_column(field, datasets.Value("string"))
     return dataset.map(
-        lambda batch: {field: ["" if value is None else value for value in batch[field]] for field in batch},
+        _empty_strings_for_nulls,
         batched=True,
         desc=f"Reading {path.name}",
+        new_fingerprint=f"{dataset._fingerprint}-nulls-to-empty",
     )
+
+
+def _empty_strings_for_nulls(batch: dict[str, list[str | None]]) -> dict[str, list[str]]:
+    return {field: ["" if value is None else value for value in values] for field, values in batch.items()}
 
 
 def _drop_empty(dataset: datasets.Dataset, path: Path, text_fields: tuple[str, ...], what: str) -> datasets.Dataset:

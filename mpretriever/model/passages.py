@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,4 +37,16 @@ def tokenize_corpus(corpus: datasets.Dataset, model: BiEncoder, num_proc: int | 
         num_proc=num_proc,
         remove_columns=corpus.column_names,
         desc="Tokenising passages",
+        new_fingerprint=_fingerprint(corpus, function),
     )
+
+
+def _fingerprint(corpus: datasets.Dataset, function: PassageTokenizer) -> str:
+    """Cache key of the tokenised corpus, computed here rather than by pickling the tokenizer (which is slow
+    and fails on some dill / pyarrow combinations)."""
+    tokenizer = function.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    identity = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    digest = hashlib.sha256(identity.encode())
+    digest.update(f"{corpus._fingerprint}|{function.prefix}|{function.max_length}".encode())
+    return digest.hexdigest()[:32]

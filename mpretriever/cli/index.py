@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -19,6 +21,13 @@ from mpretriever.data.beir import BeirDataset
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.index import collection_manifest, ensure_collection, index_corpus
 from mpretriever.model.bi_encoder import DEFAULT_MODEL_NAME, BiEncoder
+
+
+def model_reference(model: str | None) -> str:
+    """How the collection records the model: an absolute path for local directories, else the name given."""
+    if model is None:
+        return DEFAULT_MODEL_NAME
+    return str(Path(model).resolve()) if Path(model).exists() else model
 
 
 def index_command(
@@ -66,7 +75,7 @@ def index_command(
     client = settings.connect()
     try:
         created = ensure_collection(
-            client, name, collection_manifest(encoder, model or DEFAULT_MODEL_NAME), recreate=recreate
+            client, name, collection_manifest(encoder, model_reference(model)), recreate=recreate
         )
         stats = index_corpus(encoder, corpus, client, name, batch_size=batch_size, workers=workers, console=console)
     finally:

@@ -108,3 +108,12 @@ def test_malformed_corpus_is_reported_and_nothing_is_written(
         assert not client.collection_exists("c"), "the corpus is validated before anything is written"
     finally:
         client.close()
+
+
+def test_collection_records_local_models_by_absolute_path(tiny_run: Path, monkeypatch) -> None:
+    from mpretriever.cli.index import model_reference
+
+    monkeypatch.chdir(tiny_run.parent)
+    assert model_reference("run") == str(tiny_run.resolve())
+    assert model_reference("org/some-hub-model") == "org/some-hub-model"
+    assert model_reference(None) == "sentence-transformers/all-MiniLM-L6-v2"

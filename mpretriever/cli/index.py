@@ -15,11 +15,10 @@ from mpretriever.cli.options import (
     QdrantPath,
     QdrantTimeout,
     QdrantUrl,
-    qdrant_settings,
 )
 from mpretriever.data.beir import BeirDataset
 from mpretriever.data.resolve import resolve_dataset
-from mpretriever.index import collection_manifest, ensure_collection, index_corpus
+from mpretriever.index import QdrantSettings, collection_manifest, ensure_collection, index_corpus
 from mpretriever.model.bi_encoder import DEFAULT_MODEL_NAME, BiEncoder
 
 
@@ -71,7 +70,7 @@ def index_command(
         corpus = corpus.select(range(min(max_docs, len(corpus))))
     name = collection or dataset.name
     encoder = BiEncoder.from_pretrained(model)
-    settings = qdrant_settings(qdrant_path, qdrant_url, api_key_env, timeout)
+    settings = QdrantSettings.from_env(path=qdrant_path, url=qdrant_url, api_key_env=api_key_env, timeout=timeout)
     client = settings.connect()
     try:
         created = ensure_collection(

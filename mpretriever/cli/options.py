@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PATH, DEFAULT_TIMEOUT_S, QdrantSettings
+from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PATH, DEFAULT_TIMEOUT_S
 
 QDRANT = "Qdrant connection"
 
@@ -29,10 +29,6 @@ ApiKeyEnv = Annotated[
 QdrantTimeout = Annotated[int, typer.Option(help="Seconds to wait for Qdrant.", rich_help_panel=QDRANT)]
 
 
-def qdrant_settings(path: str, url: str | None, api_key_env: str, timeout: int) -> QdrantSettings:
-    return QdrantSettings.from_env(path=path, url=url, api_key_env=api_key_env, timeout=timeout)
-
-
 __all__ = [
     "DEFAULT_API_KEY_ENV",
     "DEFAULT_QDRANT_PATH",
@@ -41,5 +37,4 @@ __all__ = [
     "QdrantPath",
     "QdrantTimeout",
     "QdrantUrl",
-    "qdrant_settings",
 ]

@@ -16,6 +16,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from mpretriever.cache import cache_dir as mpretriever_cache_dir
 from mpretriever.data.beir import JSONL_SUFFIXES
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.text_files import find_existing
@@ -23,7 +24,6 @@ from mpretriever.data.text_files import find_existing
 logger = logging.getLogger(__name__)
 
 MIRROR_ENV = "MPR_DATA_MIRROR"
-CACHE_ENV = "MPR_CACHE_DIR"
 BEIR_URL_ENV = "MPR_BEIR_URL"
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 DOWNLOAD_TIMEOUT_S = 30
@@ -57,10 +57,6 @@ class DatasetNotFoundError(FileNotFoundError):
     """Neither a path nor a resolvable dataset name."""
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "mpretriever")) / "datasets"
-
-
 def is_dataset_dir(path: Path) -> bool:
     return path.is_dir() and find_existing(path, "corpus", JSONL_SUFFIXES) is not None
 
@@ -76,7 +72,7 @@ def resolve_dataset(name_or_path: str | Path, cache_dir: Path | None = None, dow
     if os.sep in name or "/" in name:
         raise DatasetNotFoundError(f"dataset directory not found: {candidate}")
 
-    cache = cache_dir or cache_root()
+    cache = cache_dir or mpretriever_cache_dir("datasets")
     searched = [cache / name]
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import torch
 from haystack import component, default_from_dict, default_to_dict
+
+from mpretriever.cache import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,6 @@ def find_packaged_gguf(package: str = DEFAULT_PACKAGE) -> Path:
         if files:
             return files[0]
     raise FileNotFoundError(f"package '{package}' holds no .gguf file")
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("MPR_CACHE_DIR", Path.home() / ".cache" / "mpretriever")) / "generators"
 
 
 @component
@@ -81,7 +78,7 @@ class LocalGGUFGenerator:
     def _cached_copy(self, gguf: Path) -> Path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        target = Path(self.cache_dir) if self.cache_dir else _cache_root()
+        target = Path(self.cache_dir) if self.cache_dir else cache_dir("generators")
         target = target / f"{gguf.stem}-{gguf.stat().st_size}"
         if (target / "config.json").is_file():
             return target

@@ -186,18 +186,6 @@ class BiEncoder(nn.Module):
             digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
         return digest.hexdigest()[:32]
 
-    @torch.inference_mode()
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> Tensor:
-        return self.model.encode_query(
-            list(texts), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress
-        )
-
-    @torch.inference_mode()
-    def encode_passages(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> Tensor:
-        return self.model.encode_document(
-            list(texts), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress
-        )
-
     def manifest(self, **fields: Any) -> RunManifest:
         return RunManifest(base_model=self.base_model, dimension=self.dimension, encoder=self.config, **fields)
 

@@ -12,6 +12,8 @@ from mpretriever.cli.options import (
     DEFAULT_QDRANT_PATH,
     DEFAULT_TIMEOUT_S,
     ApiKeyEnv,
+    BackendOption,
+    EncoderBackend,
     QdrantPath,
     QdrantTimeout,
     QdrantUrl,
@@ -50,6 +52,7 @@ def index_command(
         help="Delete and rebuild the collection, e.g. for "
         "another model; without it a model or dimension mismatch is refused.",
     ),
+    backend: BackendOption = EncoderBackend.torch,
     qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,
     qdrant_url: QdrantUrl = None,
     api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
@@ -69,7 +72,7 @@ def index_command(
     if max_docs is not None:
         corpus = corpus.select(range(min(max_docs, len(corpus))))
     name = collection or dataset.name
-    encoder = BiEncoder.from_pretrained(model)
+    encoder = BiEncoder.from_pretrained(model, backend=backend.value)
     settings = QdrantSettings.from_env(path=qdrant_path, url=qdrant_url, api_key_env=api_key_env, timeout=timeout)
     client = settings.connect()
     try:

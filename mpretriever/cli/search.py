@@ -11,6 +11,8 @@ from mpretriever.cli.options import (
     DEFAULT_QDRANT_PATH,
     DEFAULT_TIMEOUT_S,
     ApiKeyEnv,
+    BackendOption,
+    EncoderBackend,
     QdrantPath,
     QdrantTimeout,
     QdrantUrl,
@@ -25,6 +27,7 @@ def search_command(
     model: str | None = typer.Option(None, help="Encoder; default: the model the collection was indexed with."),
     top_k: int = typer.Option(10, min=1, max=1000, help="Number of passages to show."),
     excerpt: int = typer.Option(160, help="Characters of each passage to show."),
+    backend: BackendOption = EncoderBackend.torch,
     qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,
     qdrant_url: QdrantUrl = None,
     api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
@@ -43,6 +46,7 @@ def search_command(
         qdrant_url=qdrant_url,
         api_key=Secret.from_env_var(api_key_env, strict=False),
         top_k=top_k,
+        backend=backend.value,
         timeout=timeout,
     )
     try:

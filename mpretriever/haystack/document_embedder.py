@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from mpretriever.data.beir import passage_text
 from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.model.onnx_backend import Backend
 
 
 @component
@@ -28,6 +29,7 @@ class MPRDocumentEmbedder:
         batch_size: int = 32,
         progress_bar: bool = True,
         device: str | None = None,
+        backend: Backend = "torch",
     ) -> None:
         """
         :param model: an mpretriever run, a sentence-transformers model or a hub id; ``None`` uses the packaged
@@ -36,6 +38,8 @@ class MPRDocumentEmbedder:
         :param batch_size: documents per forward pass.
         :param progress_bar: show a progress bar.
         :param device: torch device of the encoder (default: automatic).
+        :param backend: inference engine: ``"torch"``, or on CPUs ``"onnx"`` (float32) or ``"onnx-int8"``
+            (quantised, faster); see :mod:`mpretriever.model.onnx_backend`.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -44,12 +48,13 @@ class MPRDocumentEmbedder:
         self.batch_size = batch_size
         self.progress_bar = progress_bar
         self.device = device
+        self.backend = backend
         self._encoder: BiEncoder | None = None
 
     def warm_up(self) -> None:
         """Load the encoder. Idempotent."""
         if self._encoder is None:
-            self._encoder = BiEncoder.from_pretrained(self.model, device=self.device)
+            self._encoder = BiEncoder.from_pretrained(self.model, device=self.device, backend=self.backend)
 
     def _text(self, document: Document) -> str:
         title = str(document.meta.get(self.title_field) or "") if self.title_field else ""
@@ -83,6 +88,7 @@ class MPRDocumentEmbedder:
             batch_size=self.batch_size,
             progress_bar=self.progress_bar,
             device=self.device,
+            backend=self.backend,
         )
 
     @classmethod

@@ -14,6 +14,7 @@ from qdrant_client import QdrantClient
 from mpretriever.index.collection import check_compatible, collection_manifest, read_manifest
 from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PATH, DEFAULT_TIMEOUT_S, QdrantSettings
 from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.model.onnx_backend import Backend
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class MPRetriever:
         top_k: int = 10,
         filters: dict[str, Any] | None = None,
         device: str | None = None,
+        backend: Backend = "torch",
         check_model: bool = True,
         timeout: int = DEFAULT_TIMEOUT_S,
     ) -> None:
@@ -57,6 +59,8 @@ class MPRetriever:
         :param top_k: number of documents to return.
         :param filters: Haystack metadata filters applied to every query (a run's ``filters`` replace them).
         :param device: torch device of the encoder (default: automatic).
+        :param backend: inference engine for the query encoder: ``"torch"``, or on CPUs ``"onnx"`` (float32) or
+            ``"onnx-int8"`` (quantised, faster); see :mod:`mpretriever.model.onnx_backend`.
         :param check_model: refuse to search a collection indexed with another model.
         :param timeout: seconds to wait for Qdrant.
         """
@@ -70,6 +74,7 @@ class MPRetriever:
         self.top_k = top_k
         self.filters = filters
         self.device = device
+        self.backend = backend
         self.check_model = check_model
         self.timeout = timeout
         self._client: QdrantClient | None = None
@@ -95,7 +100,7 @@ class MPRetriever:
                 raise ValueError(
                     f"collection '{self.collection}' records no model (not indexed by mpr index): pass model="
                 )
-            encoder = BiEncoder.from_pretrained(model_name, device=self.device)
+            encoder = BiEncoder.from_pretrained(model_name, device=self.device, backend=self.backend)
             if self.check_model:
                 check_compatible(client, self.collection, collection_manifest(encoder, model_name))
         except Exception:
@@ -147,6 +152,7 @@ class MPRetriever:
             top_k=self.top_k,
             filters=self.filters,
             device=self.device,
+            backend=self.backend,
             check_model=self.check_model,
             timeout=self.timeout,
         )

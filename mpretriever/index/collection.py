@@ -46,6 +46,7 @@ def collection_manifest(model: BiEncoder, model_name: str) -> dict[str, Any]:
         "passage_prefix": config.passage_prefix,
         "query_max_length": config.query_max_length,
         "passage_max_length": config.passage_max_length,
+        "backend": model.backend,
     }
 
 

@@ -43,10 +43,11 @@ class IndexStats:
     points_in_collection: int
 
 
-def default_workers(documents: int) -> int:
+def default_workers(documents: int, backend: str = "torch") -> int:
     """Encoding processes worth starting: one per core on CPU-only machines for corpora large enough to repay
-    the start-up (a few seconds per process), else one."""
-    if torch.cuda.is_available() or documents < 2000:
+    the start-up (a few seconds per process), else one. The ONNX backends run in one process (ONNX Runtime uses
+    every core itself)."""
+    if backend != "torch" or torch.cuda.is_available() or documents < 2000:
         return 1
     return max(1, os.cpu_count() or 1)
 
@@ -109,7 +110,9 @@ def index_corpus(
         console=console or Console(stderr=True),
         disable=not show_progress,
     )
-    workers = default_workers(len(corpus)) if workers is None else workers
+    workers = default_workers(len(corpus), encoder.backend) if workers is None else workers
+    if workers > 1 and encoder.backend != "torch":
+        raise ValueError(f"--workers > 1 needs the torch backend; the {encoder.backend} backend uses every core itself")
     with cpu_pool(encoder, workers) as pool, progress, ThreadPoolExecutor(max_workers=1) as writer:
         task = progress.add_task("index", total=len(corpus))
         pending: Future[Any] | None = None

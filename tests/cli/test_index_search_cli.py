@@ -117,3 +117,25 @@ def test_collection_records_local_models_by_absolute_path(tiny_run: Path, monkey
     assert model_reference("run") == str(tiny_run.resolve())
     assert model_reference("org/some-hub-model") == "org/some-hub-model"
     assert model_reference(None) == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_index_and_search_with_the_onnx_backends(
+    tiny_beir: Path, tiny_run: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("MPR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "200")
+    qdrant = str(tmp_path / "qdrant")
+    index = ["index", "--data", str(tiny_beir), "--model", str(tiny_run), "--collection", "t", "--qdrant-path", qdrant]
+    code, _, err = run_cli([*index, "--backend", "onnx-int8"], capsys, monkeypatch)
+    assert code == 0, err
+    client = QdrantSettings(path=qdrant).connect()
+    manifest = client.get_collection("t").config.metadata["mpretriever"]
+    client.close()
+    assert manifest["backend"] == "onnx-int8"
+    assert any((tmp_path / "cache" / "onnx").iterdir())
+    search = ["search", "cancer cell", "--collection", "t", "--qdrant-path", qdrant, "--top-k", "2"]
+    code, out, err = run_cli([*search, "--backend", "onnx"], capsys, monkeypatch)
+    assert code == 0, err
+    assert len([line for line in out.splitlines() if line.startswith("│ ")]) >= 2
+    code, _, err = run_cli([*index, "--backend", "tensorrt"], capsys, monkeypatch)
+    assert code == 2 and "tensorrt" in err

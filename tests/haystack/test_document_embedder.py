@@ -22,6 +22,7 @@ def test_to_dict() -> None:
             "batch_size": 8,
             "progress_bar": True,
             "device": None,
+            "backend": "torch",
         },
     }
 

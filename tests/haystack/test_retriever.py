@@ -36,6 +36,7 @@ def test_to_dict(monkeypatch) -> None:
             "top_k": 4,
             "filters": None,
             "device": None,
+            "backend": "torch",
             "check_model": True,
             "timeout": 10,
         },

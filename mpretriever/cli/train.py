@@ -131,6 +131,13 @@ def train_command(
     gradient_accumulation_steps: int = typer.Option(
         1, help="Steps to accumulate before an update.", rich_help_panel=OPTIM
     ),
+    grad_cache: int | None = typer.Option(
+        None,
+        min=1,
+        help="GradCache: embed N texts at a time and back-propagate chunk by chunk, so that memory no longer "
+        "grows with --batch-size (same gradients, ~30 % more compute). E.g. 32 on a CPU, 128 on a GPU.",
+        rich_help_panel=OPTIM,
+    ),
     epochs: float = typer.Option(1.0, help="Passes over the training queries.", rich_help_panel=OPTIM),
     max_steps: int = typer.Option(-1, help="Stop after this many updates (overrides --epochs).", rich_help_panel=OPTIM),
     learning_rate: float = typer.Option(2e-5, "--lr", help="Peak learning rate.", rich_help_panel=OPTIM),
@@ -155,6 +162,9 @@ def train_command(
     workers: int = typer.Option(0, help="Data-loader worker processes.", rich_help_panel=OPTIM),
 ) -> None:
     """Fine-tune an encoder on a BEIR-layout dataset with a multi-positive objective.
+
+    Several processes or machines: launch the same command with `torchrun` (or `accelerate launch`); every
+    query is then scored against the passages of every process (see the README, "Scaling up").
 
     Every positive of a query is kept with its grade and source. Objectives (--loss):
 
@@ -192,6 +202,7 @@ def train_command(
         passage_max_length=passage_max_length,
         batch_size=batch_size,
         gradient_accumulation_steps=gradient_accumulation_steps,
+        grad_cache=grad_cache,
         epochs=epochs,
         max_steps=max_steps,
         learning_rate=learning_rate,
@@ -210,7 +221,8 @@ def train_command(
     console = Console(stderr=True)
     outcome = train(config, console=console)
     manifest = outcome.manifest
-    console.print(
-        f"[green]saved[/] {outcome.output}: loss {manifest.loss}, {outcome.examples} queries, {outcome.steps} "
-        f"steps, final training loss {manifest.final_train_loss:.4f}, {manifest.train_runtime_s:.0f} s"
-    )
+    if outcome.is_main_process:
+        console.print(
+            f"[green]saved[/] {outcome.output}: loss {manifest.loss}, {outcome.examples} queries, {outcome.steps} "
+            f"steps, final training loss {manifest.final_train_loss:.4f}, {manifest.train_runtime_s:.0f} s"
+        )

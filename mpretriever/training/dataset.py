@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mpretriever.data.groups import Group, GroupBuilder, IndexedExample
-from mpretriever.data.masks import batch_columns, build_masks
+from mpretriever.data.masks import batch_columns, masks_for_columns, rows_tensor
 from mpretriever.model.bi_encoder import BiEncoder
 
 
@@ -33,7 +33,11 @@ class GroupedQueries(Dataset):
 
 
 class GroupCollator:
-    """Pads the queries and the groups' passages of a batch and builds its id-based masks."""
+    """Pads the queries and the groups' passages of a batch and builds its id-based masks.
+
+    The corpus rows behind the masks (``columns``, ``positive_rows``, ``ignored_rows``) travel with the batch, so
+    that distributed training can rebuild the masks against the passages of every process.
+    """
 
     def __init__(self, model: BiEncoder, query_tokens: Sequence[list[int]], passage_tokens: datasets.Dataset) -> None:
         self.model = model
@@ -43,11 +47,16 @@ class GroupCollator:
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Tensor | dict[str, Tensor]]:
         groups: list[Group] = [item["group"] for item in items]
         columns = batch_columns(groups)
-        positive_mask, ignore_mask = build_masks(groups, columns)
+        positive_rows = rows_tensor([group.row_positives for group in groups])
+        ignored_rows = rows_tensor([group.row_ignored for group in groups])
+        positive_mask, ignore_mask = masks_for_columns(columns, positive_rows, ignored_rows)
         passage_ids = self.passage_tokens[columns.tolist()]["input_ids"]
         return {
             "queries": self.model.pad([self.query_tokens[item["index"]] for item in items]),
             "passages": self.model.pad(passage_ids),
             "positive_mask": positive_mask,
             "ignore_mask": ignore_mask,
+            "columns": columns,
+            "positive_rows": positive_rows,
+            "ignored_rows": ignored_rows,
         }

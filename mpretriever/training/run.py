@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -71,6 +72,7 @@ class TrainConfig:
     # optimisation
     batch_size: int = 32
     gradient_accumulation_steps: int = 1
+    grad_cache: int | None = None  # GradCache chunk size (texts per forward pass); None: no caching
     epochs: float = 1.0
     max_steps: int = -1
     learning_rate: float = 2e-5
@@ -95,6 +97,7 @@ class TrainOutcome:
     manifest: RunManifest
     examples: int
     steps: int
+    is_main_process: bool = True
 
 
 def _check_output(config: TrainConfig) -> str | None:
@@ -146,7 +149,11 @@ def _index(example: TrainingExample, doc_index: dict[str, int]) -> IndexedExampl
 
 
 def _training_arguments(config: TrainConfig) -> TrainingArguments:
+    # Several CPU processes (torchrun without GPUs) need accelerate's CPU mode to run DDP over gloo.
+    cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     return TrainingArguments(
+        use_cpu=cpu_processes,
+        ddp_backend="gloo" if cpu_processes else None,
         output_dir=str(config.output),
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -190,22 +197,24 @@ def train(
     loss_fn = objective.bind(**loss_options)
     resume_checkpoint = _check_output(config)
     set_seed(config.seed)
+    arguments = _training_arguments(config)  # under torchrun this joins the process group
 
-    dataset = BeirDataset(resolve_dataset(config.data))
-    examples = load_training_examples(config, dataset)
-    model = BiEncoder.from_pretrained(
-        config.model,
-        pooling=config.pooling,
-        normalize=config.normalize,
-        similarity=config.similarity,
-        query_prefix=config.query_prefix,
-        passage_prefix=config.passage_prefix,
-        query_max_length=config.query_max_length,
-        passage_max_length=config.passage_max_length,
-    )
+    with arguments.main_process_first(desc="loading and tokenising the data"):  # one process fills the caches
+        dataset = BeirDataset(resolve_dataset(config.data))
+        examples = load_training_examples(config, dataset)
+        model = BiEncoder.from_pretrained(
+            config.model,
+            pooling=config.pooling,
+            normalize=config.normalize,
+            similarity=config.similarity,
+            query_prefix=config.query_prefix,
+            passage_prefix=config.passage_prefix,
+            query_max_length=config.query_max_length,
+            passage_max_length=config.passage_max_length,
+        )
+        passage_tokens = tokenize_corpus(dataset.corpus, model)
     temperature = config.temperature or DEFAULT_TEMPERATURE[model.config.similarity]
 
-    passage_tokens = tokenize_corpus(dataset.corpus, model)
     query_tokens = model.tokenize([example.query for example in examples], "query")
     builder = GroupBuilder(len(dataset.corpus), config.group_size, config.max_positives, objective.policy, config.seed)
     train_dataset = GroupedQueries([_index(e, dataset.doc_index) for e in examples], builder)
@@ -232,7 +241,11 @@ def train(
         "similarity",
     }
     hyperparameters = {key: value for key, value in asdict(config).items() if key not in recorded_elsewhere}
-    hyperparameters.update(temperature=temperature, negatives=str(config.negatives) if config.negatives else None)
+    hyperparameters.update(
+        temperature=temperature,
+        negatives=str(config.negatives) if config.negatives else None,
+        world_size=arguments.world_size,
+    )
     manifest_fields: dict[str, Any] = {
         "loss": objective.name,
         "loss_options": {key: value for key, value in loss_options.items() if value is not None},
@@ -245,12 +258,13 @@ def train(
 
     trainer = MultiPositiveTrainer(
         model=model,
-        args=_training_arguments(config),
+        args=arguments,
         train_dataset=train_dataset,
         data_collator=GroupCollator(model, query_tokens, passage_tokens),
         loss_fn=loss_fn,
         temperature=temperature,
         manifest_factory=lambda: model.manifest(**manifest_fields),
+        grad_cache_chunk=config.grad_cache,
     )
     trainer.add_callback(EpochCallback(train_dataset))
     trainer.remove_callback(PrinterCallback)
@@ -269,5 +283,13 @@ def train(
     manifest_fields["hyperparameters"]["mean_train_loss"] = result.training_loss
     manifest_fields["hyperparameters"]["global_steps"] = result.global_step
     manifest = model.manifest(**manifest_fields)
-    model.save(config.output, manifest)
-    return TrainOutcome(output=config.output, manifest=manifest, examples=len(examples), steps=result.global_step)
+    is_main_process = trainer.is_world_process_zero()
+    if is_main_process:
+        model.save(config.output, manifest)
+    return TrainOutcome(
+        output=config.output,
+        manifest=manifest,
+        examples=len(examples),
+        steps=result.global_step,
+        is_main_process=is_main_process,
+    )

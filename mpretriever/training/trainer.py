@@ -18,6 +18,7 @@ from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState,
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.manifest import RunManifest
 from mpretriever.training.objectives import LossFn
+from mpretriever.training.step import batch_loss
 
 
 class MultiPositiveTrainer(Trainer):
@@ -29,12 +30,14 @@ class MultiPositiveTrainer(Trainer):
         loss_fn: LossFn,
         temperature: float,
         manifest_factory: Callable[[], RunManifest],
+        grad_cache_chunk: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
         self.temperature = temperature
         self.manifest_factory = manifest_factory
+        self.grad_cache_chunk = grad_cache_chunk
 
     def _bi_encoder(self, model: nn.Module | None = None) -> BiEncoder:
         unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
@@ -48,11 +51,16 @@ class MultiPositiveTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Tensor | int | None = None,
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
-        query_embeddings = model(inputs["queries"])
-        passage_embeddings = model(inputs["passages"])
-        scores = self._bi_encoder(model).similarity(query_embeddings, passage_embeddings)
-        loss = self.loss_fn(scores, inputs["positive_mask"], inputs["ignore_mask"], temperature=self.temperature)
-        return (loss, {"scores": scores}) if return_outputs else loss
+        loss = batch_loss(
+            model,
+            self._bi_encoder(model),
+            inputs,
+            self.loss_fn,
+            self.temperature,
+            grad_cache_chunk=self.grad_cache_chunk,
+            autocast=self.compute_loss_context_manager,
+        )
+        return (loss, {}) if return_outputs else loss
 
     def _save(self, output_dir: str | None = None, state_dict: dict[str, Tensor] | None = None) -> None:
         if self.args.should_save:

@@ -12,6 +12,7 @@ from rich.logging import RichHandler
 
 from mpretriever import __version__
 from mpretriever.cli.index import index_command
+from mpretriever.cli.mine import mine_command
 from mpretriever.cli.pipeline import pipeline_app
 from mpretriever.cli.search import search_command
 from mpretriever.cli.train import train_command
@@ -37,6 +38,7 @@ app = typer.Typer(
 app.command("train", no_args_is_help=True)(train_command)
 app.command("index", no_args_is_help=True)(index_command)
 app.command("search", no_args_is_help=True)(search_command)
+app.command("mine", no_args_is_help=True)(mine_command)
 app.add_typer(pipeline_app, name="pipeline")
 
 

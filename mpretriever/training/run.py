@@ -13,7 +13,6 @@ from typing import Any, Literal
 import torch
 from rich.console import Console
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from mpretriever.data.beir import BeirDataset, load_qrels
 from mpretriever.data.examples import LabelFilter, TrainingExample, build_examples, merge_qrels
@@ -21,8 +20,9 @@ from mpretriever.data.groups import GroupBuilder, IndexedExample
 from mpretriever.data.negatives import load_negatives
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.model.bi_encoder import BiEncoder
-from mpretriever.model.manifest import MANIFEST_NAME, RunManifest
+from mpretriever.model.manifest import RunManifest
 from mpretriever.model.passages import tokenize_corpus
+from mpretriever.training.checkpoints import incomplete_reason, last_complete_checkpoint
 from mpretriever.training.dataset import GroupCollator, GroupedQueries
 from mpretriever.training.objectives import get_objective
 from mpretriever.training.progress import RichProgressCallback
@@ -104,14 +104,15 @@ def _check_output(config: TrainConfig) -> str | None:
     """Refuse to clobber an earlier run; return the checkpoint to resume from, if any."""
     output = config.output
     if config.resume_from is not None:
-        if not (config.resume_from / MANIFEST_NAME).is_file():
-            raise FileNotFoundError(f"{config.resume_from}: not an mpretriever checkpoint (no {MANIFEST_NAME})")
+        reason = incomplete_reason(config.resume_from)
+        if reason is not None:
+            raise FileNotFoundError(f"{config.resume_from}: not a complete mpretriever checkpoint ({reason})")
         return str(config.resume_from)
     if config.resume:
-        last = get_last_checkpoint(str(output)) if output.is_dir() else None
+        last = last_complete_checkpoint(output)
         if last is None:
-            raise FileNotFoundError(f"{output}: no checkpoint-* directory to resume from")
-        return last
+            raise FileNotFoundError(f"{output}: no complete checkpoint-* directory to resume from")
+        return str(last)
     if output.exists() and any(output.iterdir()) and not config.overwrite:
         raise OutputExistsError(
             f"{output} already exists and is not empty; pass --resume to continue its run, "

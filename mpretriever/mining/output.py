@@ -1,0 +1,91 @@
+"""Writing mined negatives as JSON lines that ``mpr train --negatives`` reads.
+
+One line per mined query: ``{"query_id": ..., "negatives": [doc ids, best first], "scores": [...]}`` (the reader
+ignores ``scores``). A query left without negatives gets an empty list, so the file shows every query mined. The
+file is written to a temporary sibling and renamed into place: a reader never sees half a file, and an interrupted
+run leaves any earlier file intact.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from mpretriever.mining.base import Candidate
+from mpretriever.training.run import OutputExistsError
+
+SCORE_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class MinedQuery:
+    """The negatives chosen for one query, best first."""
+
+    query_id: str
+    negatives: tuple[Candidate, ...]
+
+
+def is_jsonl_name(path: Path) -> bool:
+    """Whether :func:`mpretriever.data.negatives.load_negatives` reads ``path`` as JSON lines (not TSV)."""
+    return ".jsonl" in path.name or ".json" in path.suffixes
+
+
+def check_output(path: Path, overwrite: bool = False) -> None:
+    """Refuse an output that ``mpr train`` would not read as JSON lines, or that exists without ``overwrite``."""
+    if not is_jsonl_name(path):
+        raise ValueError(f"{path}: the negatives file must be named *.jsonl (or *.jsonl.gz) so mpr train reads it")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a file name such as {path / 'negatives.jsonl'}")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it, or choose another --output")
+
+
+def record(mined: MinedQuery) -> dict[str, object]:
+    """The JSON object of one line."""
+    return {
+        "query_id": mined.query_id,
+        "negatives": [c.doc_id for c in mined.negatives],
+        "scores": [round(c.score, SCORE_DIGITS) for c in mined.negatives],
+    }
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_negatives(path: str | Path, mined: Iterable[MinedQuery], overwrite: bool = False) -> int:
+    """Write ``mined`` to ``path`` atomically (gzip-compressed when the name ends in ``.gz``); return the lines.
+
+    Raises :class:`~mpretriever.training.run.OutputExistsError` when ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    check_output(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    lines = 0
+    try:
+        with os.fdopen(descriptor, "wb") as raw:
+            handle: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" else raw
+            try:
+                for item in mined:
+                    handle.write((json.dumps(record(item), ensure_ascii=False) + "\n").encode("utf-8"))
+                    lines += 1
+            finally:
+                if handle is not raw:
+                    handle.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates the file private (0600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return lines

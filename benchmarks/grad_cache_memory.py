@@ -1,7 +1,8 @@
 """Peak memory of one GradCache training step against uncached steps, with a real ``mpr train`` run each.
 
-Each configuration runs ``mpr train --max-steps 1`` in its own process (model, optimizer, data and one full
-update, forward + backward + AdamW) and reports the process's peak resident memory (``ru_maxrss``) and the
+Each configuration runs a real training run of one step in its own process (model, optimizer, data and one
+full update: forward + backward + AdamW) and reports the resident memory before the step, its high-water mark
+during the step (Linux ``/proc/self/status`` VmHWM, reset at the step's start), the process's overall peak and the
 Trainer's runtime. The uncached batches grow until one exceeds the GradCache step's peak, so the table shows the
 largest uncached batch that fits in the memory GradCache needs for its (much larger) batch. Prints; asserts nothing.
 
@@ -23,49 +24,70 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def child(arguments: list[str]) -> None:
-    """Run one training step (in this process) and print its peak RSS and runtime as JSON."""
-    from mpretriever.cli.app import app
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
-    try:
-        app(arguments, standalone_mode=False)
-    finally:
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        output = Path(arguments[arguments.index("--output") + 1])
-        manifest = output / "mpretriever.json"
-        runtime = json.loads(manifest.read_text())["train_runtime_s"] if manifest.is_file() else None
-        print("RESULT " + json.dumps({"peak_rss_mb": peak_kib / 1024, "runtime_s": runtime}), flush=True)
+
+class StepMemory:
+    """Resident memory before the training step and its peak during the step (Linux: the peak is reset by
+    writing 5 to /proc/self/clear_refs at the step's start)."""
+
+    def __init__(self) -> None:
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                Path("/proc/self/clear_refs").write_text("5")
+                outer.before_mb = _status_kib("VmRSS") / 1024
+
+            def on_step_end(self, args, state, control, **kwargs):
+                outer.step_peak_mb = _status_kib("VmHWM") / 1024
+
+        self.callback = Callback()
+        self.before_mb = self.step_peak_mb = float("nan")
+
+
+def child(arguments: list[str]) -> None:
+    """Run one training step (in this process) and print its memory figures and runtime as JSON."""
+    from mpretriever.training.run import TrainConfig, train
+
+    options = json.loads(arguments[0])
+    memory = StepMemory()
+    outcome = train(TrainConfig(**{**options, "output": Path(options["output"])}), callbacks=[memory.callback])
+    result = {
+        "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "before_step_mb": memory.before_mb,
+        "step_peak_mb": memory.step_peak_mb,
+        "runtime_s": outcome.manifest.train_runtime_s,
+    }
+    print("RESULT " + json.dumps(result), flush=True)
 
 
 def measure(args: argparse.Namespace, batch_size: int, chunk: int | None, scratch: Path) -> dict:
-    output = scratch / f"run-{batch_size}-{chunk}"
-    arguments = [
-        "train",
-        "--data",
-        args.data,
-        "--output",
-        str(output),
-        "--loss",
-        "lsepair",
-        "--batch-size",
-        str(batch_size),
-        "--group-size",
-        str(args.group_size),
-        "--query-max-length",
-        str(args.query_max_length),
-        "--passage-max-length",
-        str(args.passage_max_length),
-        "--max-steps",
-        "1",
-        "--save-steps",
-        "100000",
-    ]
-    if args.model:
-        arguments += ["--model", args.model]
-    if chunk:
-        arguments += ["--grad-cache", str(chunk)]
+    options = {
+        "data": args.data,
+        "output": str(scratch / f"run-{batch_size}-{chunk}"),
+        "model": args.model,
+        "loss": "lsepair",
+        "batch_size": batch_size,
+        "group_size": args.group_size,
+        "query_max_length": args.query_max_length,
+        "passage_max_length": args.passage_max_length,
+        "max_steps": 1,
+        "save_steps": 100_000,
+        "grad_cache": chunk,
+        "progress": False,
+    }
     result = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(arguments)], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--child", json.dumps([json.dumps(options)])],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     line = next((line for line in result.stdout.splitlines() if line.startswith("RESULT ")), None)
     if line is None:
@@ -99,19 +121,22 @@ def main() -> None:
             row = measure(args, batch_size, None, Path(scratch))
             rows.append(row)
             print(f"uncached {batch_size} x {args.group_size}: {row}", flush=True)
-            if row["peak_rss_mb"] > cached["peak_rss_mb"]:
+            if row["step_peak_mb"] > cached["step_peak_mb"]:
                 break
 
-    print(f"\n{'step':<34} {'passages':>9} {'peak RSS MB':>12} {'runtime s':>10}")
+    print(f"\n{'step':<34} {'passages':>9} {'RSS before':>11} {'step peak':>10} {'process peak':>13} {'runtime s':>10}")
     for row in rows:
         name = f"{'GradCache chunk ' + str(row['chunk']) if row['chunk'] else 'uncached'}, {row['batch']} queries"
-        runtime = f"{row['runtime_s']:.1f}" if row["runtime_s"] is not None else "-"
-        print(f"{name:<34} {row['passages']:>9} {row['peak_rss_mb']:>12.0f} {runtime:>10}")
-    fitting = [row for row in rows[1:] if row["peak_rss_mb"] <= cached["peak_rss_mb"]]
+        print(
+            f"{name:<34} {row['passages']:>9} {row['before_step_mb']:>11.0f} {row['step_peak_mb']:>10.0f} "
+            f"{row['process_peak_mb']:>13.0f} {row['runtime_s']:>10.1f}"
+        )
+    print("(MB; 'step peak' is the resident-memory high-water mark during the training step)")
+    fitting = [row for row in rows[1:] if row["step_peak_mb"] <= cached["step_peak_mb"]]
     if fitting:
-        print(f"largest uncached batch within the GradCache step's memory: {fitting[-1]['batch']} queries")
+        print(f"largest uncached batch within the GradCache step's peak: {fitting[-1]['batch']} queries")
     else:
-        print("no uncached batch tried fits within the GradCache step's memory")
+        print("no uncached batch tried fits within the GradCache step's peak")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from mpretriever import __version__
+from mpretriever.cli.eval import eval_command
 from mpretriever.cli.index import index_command
 from mpretriever.cli.mine import mine_command
 from mpretriever.cli.pipeline import pipeline_app
@@ -39,6 +40,7 @@ app.command("train", no_args_is_help=True)(train_command)
 app.command("index", no_args_is_help=True)(index_command)
 app.command("search", no_args_is_help=True)(search_command)
 app.command("mine", no_args_is_help=True)(mine_command)
+app.command("eval", no_args_is_help=True)(eval_command)
 app.add_typer(pipeline_app, name="pipeline")
 
 

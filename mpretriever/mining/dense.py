@@ -2,9 +2,9 @@
 
 Two ways to the same ranking:
 
-* :class:`DenseMiner` embeds the corpus once and searches it exactly with torch, chunk by chunk so that the
-  ``queries x corpus`` score matrix is never held whole. Use it when no collection exists yet, e.g. to mine with
-  the model of a previous round.
+* :class:`DenseMiner` embeds the corpus once and searches it exactly with torch
+  (:class:`mpretriever.search.exact.ExactIndex`, chunk by chunk so that the ``queries x corpus`` score matrix is
+  never held whole). Use it when no collection exists yet, e.g. to mine with the model of a previous round.
 * :class:`QdrantMiner` searches a collection built by ``mpr index``, reusing its vectors: no corpus encoding, only
   the queries are embedded. Local Qdrant searches exactly; a server uses its HNSW index (approximate).
 
@@ -20,57 +20,22 @@ from typing import Any
 
 import datasets
 import torch
-import torch.nn.functional as F
 from qdrant_client import QdrantClient, models
 
-from mpretriever.data.beir import passage_text
 from mpretriever.index.collection import point_id
-from mpretriever.index.indexer import cpu_pool, default_workers
 from mpretriever.mining.base import Candidate, MiningQuery, Ranking
 from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.search.embeddings import ENCODE_CHUNK, encode_corpus
+from mpretriever.search.exact import SCORE_CHUNK, ExactIndex
 
 logger = logging.getLogger(__name__)
 
-ENCODE_CHUNK = 4096
-SCORE_CHUNK = 65536
-
-
-def _prepare(embeddings: torch.Tensor, similarity: str) -> torch.Tensor:
-    embeddings = embeddings.float()
-    return F.normalize(embeddings, dim=-1) if similarity == "cosine" else embeddings
-
-
-def encode_corpus(
-    encoder: BiEncoder,
-    corpus: datasets.Dataset,
-    batch_size: int = 64,
-    workers: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> torch.Tensor:
-    """Embeddings ``(len(corpus), dimension)`` of every passage (``title + " " + text``), in corpus order.
-
-    ``workers=None`` picks sentence-transformers' multi-process pool on CPU-only machines for large corpora, as
-    ``mpr index`` does; ``on_progress(n)`` is called after each chunk of ``n`` passages.
-    """
-    workers = default_workers(len(corpus), encoder.backend) if workers is None else workers
-    parts: list[torch.Tensor] = []
-    with cpu_pool(encoder, workers) as pool:
-        for start in range(0, len(corpus), ENCODE_CHUNK):
-            chunk = corpus[start : start + ENCODE_CHUNK]
-            texts = [passage_text(title, text) for title, text in zip(chunk["title"], chunk["text"], strict=True)]
-            embeddings = encoder.model.encode_document(
-                texts, batch_size=batch_size, pool=pool, convert_to_tensor=True, show_progress_bar=False
-            )
-            parts.append(embeddings.detach())
-            if on_progress is not None:
-                on_progress(len(texts))
-    if not parts:
-        raise ValueError("cannot mine an empty corpus")
-    return torch.cat([part.to(parts[0].device) for part in parts])
+__all__ = ["ENCODE_CHUNK", "SCORE_CHUNK", "DenseMiner", "QdrantMiner", "encode_corpus"]
 
 
 class DenseMiner:
-    """Exact nearest-neighbour search over corpus embeddings held in memory (on the encoder's device).
+    """Exact nearest-neighbour search over corpus embeddings held in memory (on the encoder's device), through
+    :class:`~mpretriever.search.exact.ExactIndex`.
 
     Build it with :meth:`from_corpus` (encodes the corpus) or directly from precomputed ``embeddings`` whose rows
     follow ``doc_ids``.
@@ -86,15 +51,7 @@ class DenseMiner:
         batch_size: int = 64,
         score_chunk: int = SCORE_CHUNK,
     ) -> None:
-        if len(doc_ids) != embeddings.shape[0]:
-            raise ValueError(f"{len(doc_ids)} document ids but {embeddings.shape[0]} embeddings")
-        self.encoder = encoder
-        self.similarity = encoder.config.similarity
-        self.doc_ids = list(doc_ids)
-        self.row_of = {doc_id: row for row, doc_id in reversed(list(enumerate(self.doc_ids)))}
-        self.embeddings = _prepare(embeddings, self.similarity)
-        self.batch_size = batch_size
-        self.score_chunk = score_chunk
+        self.index = ExactIndex(encoder, doc_ids, embeddings, batch_size=batch_size, score_chunk=score_chunk)
 
     @classmethod
     def from_corpus(
@@ -106,14 +63,21 @@ class DenseMiner:
         on_progress: Callable[[int], None] | None = None,
     ) -> DenseMiner:
         """Encode ``corpus`` (columns ``_id``, ``title``, ``text``) and keep its embeddings for searching."""
+        if len(corpus) == 0:
+            raise ValueError("cannot mine an empty corpus")
         embeddings = encode_corpus(encoder, corpus, batch_size, workers, on_progress)
         return cls(encoder, corpus["_id"], embeddings, batch_size=batch_size)
 
+    @property
+    def doc_ids(self) -> list[str]:
+        return self.index.doc_ids
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        return self.index.embeddings
+
     def embed_queries(self, texts: Sequence[str]) -> torch.Tensor:
-        embeddings = self.encoder.model.encode_query(
-            list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False
-        )
-        return _prepare(embeddings.to(self.embeddings.device), self.similarity)
+        return self.index.embed_queries(texts)
 
     @torch.inference_mode()
     def rank(self, queries: Sequence[MiningQuery], depth: int) -> list[Ranking]:
@@ -121,34 +85,15 @@ class DenseMiner:
         if not queries:
             return []
         vectors = self.embed_queries([q.text for q in queries])
-        excluded = [
-            torch.tensor(sorted(self.row_of[d] for d in q.excluded if d in self.row_of), dtype=torch.long)
-            for q in queries
-        ]
-        best_scores = vectors.new_empty((len(queries), 0))
-        best_rows = torch.empty((len(queries), 0), dtype=torch.long, device=vectors.device)
-        for start in range(0, len(self.doc_ids), self.score_chunk):
-            scores = vectors @ self.embeddings[start : start + self.score_chunk].T
-            end = start + scores.shape[1]
-            for i, rows in enumerate(excluded):
-                inside = rows[(rows >= start) & (rows < end)] - start
-                scores[i, inside.to(scores.device)] = float("-inf")
-            top_scores, top_rows = scores.topk(min(depth, scores.shape[1]), dim=1)
-            merged_scores = torch.cat([best_scores, top_scores], dim=1)
-            merged_rows = torch.cat([best_rows, top_rows + start], dim=1)
-            best_scores, order = merged_scores.topk(min(depth, merged_scores.shape[1]), dim=1)
-            best_rows = merged_rows.gather(1, order)
-        rankings = []
-        for i, query in enumerate(queries):
-            candidates = tuple(
-                Candidate(self.doc_ids[row], score)
-                for row, score in zip(best_rows[i].tolist(), best_scores[i].tolist(), strict=True)
-                if score != float("-inf")
+        hits = self.index.search_embeddings(vectors, depth, excluded=[q.excluded for q in queries])
+        return [
+            Ranking(
+                query.query_id,
+                tuple(Candidate(hit.doc_id, hit.score) for hit in found),
+                tuple(self.index.scores(vectors[i], query.positives)),
             )
-            positive_rows = [self.row_of[d] for d in query.positives if d in self.row_of]
-            positive_scores = (self.embeddings[positive_rows] @ vectors[i]).tolist() if positive_rows else []
-            rankings.append(Ranking(query.query_id, candidates, tuple(positive_scores)))
-        return rankings
+            for i, (query, found) in enumerate(zip(queries, hits, strict=True))
+        ]
 
 
 class QdrantMiner:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from mpretriever.files import atomic_file
 from mpretriever.mining.base import Candidate
 from mpretriever.training.run import OutputExistsError
 
@@ -55,12 +54,6 @@ def record(mined: MinedQuery) -> dict[str, object]:
     }
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_negatives(path: str | Path, mined: Iterable[MinedQuery], overwrite: bool = False) -> int:
     """Write ``mined`` to ``path`` atomically (gzip-compressed when the name ends in ``.gz``); return the lines.
 
@@ -68,24 +61,14 @@ def write_negatives(path: str | Path, mined: Iterable[MinedQuery], overwrite: bo
     """
     path = Path(path)
     check_output(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     lines = 0
-    try:
-        with os.fdopen(descriptor, "wb") as raw:
-            handle: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" else raw
-            try:
-                for item in mined:
-                    handle.write((json.dumps(record(item), ensure_ascii=False) + "\n").encode("utf-8"))
-                    lines += 1
-            finally:
-                if handle is not raw:
-                    handle.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates the file private (0600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as raw:
+        handle: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" else raw
+        try:
+            for item in mined:
+                handle.write((json.dumps(record(item), ensure_ascii=False) + "\n").encode("utf-8"))
+                lines += 1
+        finally:
+            if handle is not raw:
+                handle.close()
     return lines

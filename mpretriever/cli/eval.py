@@ -1,0 +1,191 @@
+"""``mpr eval``: BEIR-style retrieval measures of a model on a dataset split, by exact search and/or a collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mpretriever.cli.options import (
+    DEFAULT_API_KEY_ENV,
+    DEFAULT_QDRANT_PATH,
+    DEFAULT_TIMEOUT_S,
+    ApiKeyEnv,
+    BackendOption,
+    EncoderBackend,
+    QdrantPath,
+    QdrantTimeout,
+    QdrantUrl,
+)
+from mpretriever.evaluation.metrics import DEFAULT_MEASURES
+from mpretriever.evaluation.retrieval import MODE_TITLES, EvalConfig, EvalReport, evaluate_retrieval
+from mpretriever.index.connection import QdrantSettings
+
+DATA = "Data and output"
+SEARCH = "Search"
+MEASURES = "Measures"
+
+
+def results_table(report: EvalReport) -> Table:
+    """The measures (rows) of every search mode (columns), with Qdrant minus exact when both ran."""
+    table = Table(title=f"{report.dataset} / {report.split}: {report.model}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("trec_eval", style="dim")
+    for result in report.results:
+        table.add_column(MODE_TITLES[result.mode], justify="right")
+    difference = report.difference()
+    if difference is not None:
+        table.add_column("Qdrant - exact", justify="right")
+    for measure in report.measures:
+        row = [measure.label, measure.describe()]
+        row += [f"{result.means[measure.label]:.4f}" for result in report.results]
+        if difference is not None:
+            row.append(f"{difference[measure.label]:+.4f}")
+        table.add_row(*row)
+    return table
+
+
+def notes(report: EvalReport) -> list[str]:
+    """The lines printed under the table: queries, settings, timings, files."""
+    sample = " (a random sample; --max-queries)" if report.sampled else ""
+    lines = [
+        f"{report.queries} queries evaluated{sample}; {report.without_relevant} of the {report.judged_queries} "
+        "judged queries have no relevant document and are excluded from the means, as in BEIR",
+        f"top-k {report.top_k}, backend {report.backend}, passage length {report.passage_max_length} tokens, "
+        f"corpus of {report.corpus_documents} documents"
+        + (f", corpus embeddings {report.embeddings}" if report.embeddings else ""),
+    ]
+    timings = ", ".join(f"{name.replace('_', ' ')} {seconds:.1f} s" for name, seconds in report.timings.items())
+    lines.append(f"wall time {report.wall_time_s:.1f} s" + (f" ({timings})" if timings else ""))
+    if report.output is not None:
+        lines.append(f"[green]wrote[/] run files, per-query values and metrics.json to {report.output}")
+    return lines
+
+
+def eval_command(
+    data: str = typer.Option(
+        ..., "--data", help="BEIR-layout dataset directory, or a BEIR name (as for mpr train).", rich_help_panel=DATA
+    ),
+    split: str = typer.Option("test", help="Qrels split to evaluate on: qrels/SPLIT.tsv.", rich_help_panel=DATA),
+    model: str | None = typer.Option(
+        None,
+        help="An mpretriever run, a sentence-transformers model or a hub id. Default: the packaged "
+        "all-MiniLM-L6-v2, or with --collection the model the collection was indexed with.",
+        rich_help_panel=DATA,
+    ),
+    max_queries: int | None = typer.Option(
+        None, min=1, help="Evaluate a random sample of N queries (for a quick look).", rich_help_panel=DATA
+    ),
+    seed: int = typer.Option(0, help="Seed of the --max-queries sample.", rich_help_panel=DATA),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Directory for a TREC run file and the per-query values of each search mode, and metrics.json.",
+        rich_help_panel=DATA,
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace results already in --output.", rich_help_panel=DATA
+    ),
+    measure: list[str] = typer.Option(
+        [],
+        "--measure",
+        "-m",
+        help="A measure to add: nDCG@k, Recall@k, MRR@k, MAP@k, P@k, Success@k, or any trec_eval measure as "
+        "pytrec_eval names it (P_5, ndcg_cut_20, recall_1000, bpref, recip_rank, map). Repeatable.",
+        rich_help_panel=MEASURES,
+    ),
+    default_measures: bool = typer.Option(
+        True,
+        "--default-measures/--no-default-measures",
+        help=f"Report {', '.join(DEFAULT_MEASURES)} (trec_eval ndcg_cut_10, recall_100, recip_rank on the top 10, "
+        "map_cut_100) besides the --measure ones.",
+        rich_help_panel=MEASURES,
+    ),
+    top_k: int = typer.Option(
+        100, min=1, help="Documents retrieved per query; at least the deepest cutoff measured.", rich_help_panel=SEARCH
+    ),
+    collection: str | None = typer.Option(
+        None,
+        help="Search this Qdrant collection (built by mpr index) through the Haystack retriever instead of "
+        "searching exactly; with --exact, both.",
+        rich_help_panel=SEARCH,
+    ),
+    exact: bool = typer.Option(
+        False,
+        "--exact",
+        help="With --collection, also search exactly and show the difference (what approximate search loses).",
+        rich_help_panel=SEARCH,
+    ),
+    cache: bool = typer.Option(
+        True,
+        "--cache/--no-cache",
+        help="Read and store the corpus embeddings in $MPR_CACHE_DIR/embeddings (keyed by model, backend and "
+        "corpus), so a corpus is encoded once per model.",
+        rich_help_panel=SEARCH,
+    ),
+    passage_max_length: int | None = typer.Option(
+        None,
+        min=1,
+        help="Exact search: embed passages with this many tokens instead of the model's passage length (128 for "
+        "the packaged all-MiniLM-L6-v2 and, unless set at training, for mpretriever runs; BEIR's published "
+        "all-MiniLM-L6-v2 numbers use 256).",
+        rich_help_panel=SEARCH,
+    ),
+    batch_size: int = typer.Option(64, min=1, help="Texts per forward pass.", rich_help_panel=SEARCH),
+    workers: int | None = typer.Option(
+        None, min=1, help="Corpus-encoding processes (default as for mpr index).", rich_help_panel=SEARCH
+    ),
+    backend: BackendOption = EncoderBackend.torch,
+    qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,
+    qdrant_url: QdrantUrl = None,
+    api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
+    timeout: QdrantTimeout = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Evaluate a retriever on the queries of a split: nDCG@10, Recall@100, MRR@10 and MAP@100 by default.
+
+    The corpus is embedded with the model (cached for the next evaluation) and searched exactly; with
+    --collection the Qdrant collection is searched through the Haystack retriever instead, and with --exact
+    --collection both, side by side. Measures come from trec_eval (pytrec_eval) with graded qrels: grades are
+    nDCG gains, grade >= 1 is relevant. Queries without a relevant document are left out of the means (BEIR's
+    convention).
+
+    Examples:
+
+    * `mpr eval --data nfcorpus --split test`
+    * `mpr eval --model runs/nf-lsepair --data nfcorpus -m P_5 -m ndcg_cut_20 -m bpref --output eval/nf-lsepair`
+    * `mpr eval --data nfcorpus --collection nfcorpus --exact --qdrant-url http://localhost:6333`
+    """
+    measures = [*(DEFAULT_MEASURES if default_measures else ()), *measure]
+    if not measures:
+        raise typer.BadParameter("no measure left: give --measure with --no-default-measures")
+    if exact and collection is None:
+        raise typer.BadParameter("--exact compares exact search with a --collection; without one it is the default")
+    config = EvalConfig(
+        data=data,
+        split=split,
+        model=model,
+        measures=measures,
+        top_k=top_k,
+        collection=collection,
+        exact=True if exact else None,
+        qdrant=QdrantSettings.from_env(path=qdrant_path, url=qdrant_url, api_key_env=api_key_env, timeout=timeout)
+        if collection
+        else None,
+        backend=backend.value,
+        batch_size=batch_size,
+        workers=workers,
+        max_queries=max_queries,
+        seed=seed,
+        passage_max_length=passage_max_length,
+        output=output,
+        overwrite=overwrite,
+        cache=cache,
+    )
+    report = evaluate_retrieval(config, console=Console(stderr=True))
+    console = Console()
+    console.print(results_table(report))
+    for line in notes(report):
+        console.print(line, highlight=False, soft_wrap=True)

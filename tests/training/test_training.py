@@ -105,7 +105,7 @@ def test_existing_output_is_never_overwritten_silently(tiny_beir: Path, tiny_mod
     with pytest.raises(OutputExistsError, match="already exists and is not empty; pass --resume"):
         train(config)
     train(replace(config, overwrite=True))
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         train(replace(config, output=tmp_path / "fresh", resume=True))
 
 

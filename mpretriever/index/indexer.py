@@ -22,11 +22,11 @@ import datasets
 import torch
 from qdrant_client import QdrantClient, models
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mpretriever.data.beir import passage_text
 from mpretriever.index.collection import document_payload, point_id
 from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.progress import task_progress
 
 logger = logging.getLogger(__name__)
 
@@ -101,20 +101,12 @@ def index_corpus(
     chooses with :func:`default_workers`.
     """
     written = present = 0
-    progress = Progress(
-        TextColumn("[bold]indexing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console or Console(stderr=True),
-        disable=not show_progress,
-    )
+    progress = task_progress(console, show_progress)
     workers = default_workers(len(corpus), encoder.backend) if workers is None else workers
     if workers > 1 and encoder.backend != "torch":
         raise ValueError(f"--workers > 1 needs the torch backend; the {encoder.backend} backend uses every core itself")
     with cpu_pool(encoder, workers) as pool, progress, ThreadPoolExecutor(max_workers=1) as writer:
-        task = progress.add_task("index", total=len(corpus))
+        task = progress.add_task("indexing", total=len(corpus))
         pending: Future[Any] | None = None
         for rows in _chunks(len(corpus), chunk_size):
             chunk = corpus[rows.start : rows.stop]

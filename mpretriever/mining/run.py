@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 
 from mpretriever.data.beir import BeirDataset, Qrels, load_qrels, passage_text
 from mpretriever.data.errors import DataFormatError
@@ -27,6 +27,7 @@ from mpretriever.mining.base import Miner, MiningQuery
 from mpretriever.mining.output import MinedQuery, check_output, write_negatives
 from mpretriever.mining.selection import SelectionConfig, mining_queries, select_negatives
 from mpretriever.model.onnx_backend import Backend
+from mpretriever.progress import task_progress
 
 logger = logging.getLogger(__name__)
 
@@ -168,18 +169,6 @@ def _load_qrels(config: MineConfig, dataset: BeirDataset) -> tuple[Qrels, list[Q
     return merge_qrels(qrels), others, names
 
 
-def _progress(console: Console | None, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console or Console(stderr=True),
-        disable=not enabled,
-    )
-
-
 def _build_miner(config: MineConfig, dataset: BeirDataset, progress: Progress, stack: ExitStack) -> Miner:
     corpus = dataset.corpus
     if config.method == "bm25":
@@ -233,7 +222,7 @@ def mine(config: MineConfig, console: Console | None = None) -> MiningOutcome:
     if config.max_queries is not None:
         queries = queries[: config.max_queries]
     with ExitStack() as stack:
-        progress = stack.enter_context(_progress(console, config.progress))
+        progress = stack.enter_context(task_progress(console, config.progress))
         miner = _build_miner(config, dataset, progress, stack)
         task = progress.add_task(f"mining ({miner.name})", total=len(queries))
         mined, stats = mine_queries(

@@ -64,6 +64,12 @@ def train_command(
         rich_help_panel=RUN,
     ),
     split: str = typer.Option("train", help="Qrels split to train on: qrels/<split>.tsv.", rich_help_panel=DATA),
+    qrels: Path | None = typer.Option(
+        None,
+        help="Train on this qrels file (query-id, corpus-id, grade[, source]) instead of --split, e.g. a relabelled "
+        "or noise-injected copy.",
+        rich_help_panel=DATA,
+    ),
     loss: LossName = typer.Option("lsepair", help="Training objective (see the list above).", rich_help_panel=GROUPS),  # type: ignore[valid-type]
     model: str | None = typer.Option(
         None,
@@ -203,6 +209,7 @@ def train_command(
         batch_size=batch_size,
         gradient_accumulation_steps=gradient_accumulation_steps,
         grad_cache=grad_cache,
+        qrels_file=qrels,
         epochs=epochs,
         max_steps=max_steps,
         learning_rate=learning_rate,

@@ -51,6 +51,7 @@ class TrainConfig:
     min_grade: int = 1
     sources: list[str] | None = None
     extra_qrels: list[str] = field(default_factory=list)
+    qrels_file: Path | None = None  # train on this qrels file instead of the dataset's qrels/<split>.tsv
     negatives: Path | None = None
     max_queries: int | None = None
     # groups
@@ -127,7 +128,10 @@ def _parse_extra_qrels(spec: str) -> tuple[Path, str]:
 
 
 def load_training_examples(config: TrainConfig, dataset: BeirDataset) -> list[TrainingExample]:
-    qrels = [dataset.qrels(config.split)]
+    if config.qrels_file is not None:
+        qrels = [load_qrels(config.qrels_file, dataset.queries, dataset.doc_index)]
+    else:
+        qrels = [dataset.qrels(config.split)]
     for spec in config.extra_qrels:
         path, source = _parse_extra_qrels(spec)
         qrels.append(load_qrels(path, dataset.queries, dataset.doc_index, default_source=source))
@@ -222,6 +226,7 @@ def train(
 
     recorded_elsewhere = {
         "data",
+        "qrels_file",
         "output",
         "split",
         "loss",
@@ -251,7 +256,7 @@ def train(
         "loss": objective.name,
         "loss_options": {key: value for key, value in loss_options.items() if value is not None},
         "dataset": str(dataset.root),
-        "split": config.split,
+        "split": str(config.qrels_file) if config.qrels_file else config.split,
         "label_filter": {"min_grade": config.min_grade, "sources": config.sources, "extra_qrels": config.extra_qrels},
         "hyperparameters": hyperparameters,
         "train_samples": len(examples),

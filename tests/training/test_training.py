@@ -165,3 +165,15 @@ class _DatasetSpy(TrainerCallback):
 
     def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
         self.dataset = train_dataloader.dataset
+
+
+def test_training_on_a_noise_injected_qrels_file(tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from mpretriever.data import BeirDataset
+    from mpretriever.data.noise import inject_label_noise, write_qrels
+
+    dataset = BeirDataset(tiny_beir)
+    noisy = inject_label_noise(dataset.qrels("train"), 0.5, list(dataset.doc_index), seed=1)
+    qrels_file = write_qrels(tmp_path / "noisy.tsv", noisy)
+    outcome = train(_config(tiny_beir, tiny_model_dir, tmp_path / "run", max_steps=1, qrels_file=qrels_file))
+    assert outcome.manifest.split == str(qrels_file)
+    assert outcome.examples == len([q for q, js in noisy.items() if any(j.grade > 0 for j in js.values())])

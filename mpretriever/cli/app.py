@@ -15,6 +15,7 @@ from mpretriever.cli.eval import eval_command
 from mpretriever.cli.index import index_command
 from mpretriever.cli.mine import mine_command
 from mpretriever.cli.pipeline import pipeline_app
+from mpretriever.cli.quickstart import quickstart_command
 from mpretriever.cli.search import search_command
 from mpretriever.cli.train import train_command
 from mpretriever.data.errors import DataFormatError
@@ -41,6 +42,7 @@ app.command("index", no_args_is_help=True)(index_command)
 app.command("search", no_args_is_help=True)(search_command)
 app.command("mine", no_args_is_help=True)(mine_command)
 app.command("eval", no_args_is_help=True)(eval_command)
+app.command("quickstart")(quickstart_command)
 app.add_typer(pipeline_app, name="pipeline")
 
 

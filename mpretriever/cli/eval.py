@@ -20,12 +20,22 @@ from mpretriever.cli.options import (
     QdrantUrl,
 )
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES
+from mpretriever.evaluation.qa import (
+    DEFAULT_PIPELINE,
+    QA_METRICS_FILE,
+    QA_PREDICTIONS_FILE,
+    NoAnswersError,
+    QAConfig,
+    QAReport,
+    evaluate_qa,
+)
 from mpretriever.evaluation.retrieval import MODE_TITLES, EvalConfig, EvalReport, evaluate_retrieval
 from mpretriever.index.connection import QdrantSettings
 
 DATA = "Data and output"
 SEARCH = "Search"
 MEASURES = "Measures"
+QA = "Question answering"
 
 
 def results_table(report: EvalReport) -> Table:
@@ -64,6 +74,30 @@ def notes(report: EvalReport) -> list[str]:
     return lines
 
 
+def qa_table(report: QAReport) -> Table:
+    """Answer recall@k on every answered question, then the reader's and the oracle's EM / F1 on the sample."""
+    table = Table(
+        title=f"QA {report.retrieval.dataset} / {report.retrieval.split}: {report.retrieval.model}",
+        title_justify="left",
+    )
+    table.add_column("measure")
+    table.add_column("questions", justify="right")
+    table.add_column(f"retrieved ({MODE_TITLES[report.mode]})", justify="right")
+    table.add_column("oracle (gold passage)", justify="right")
+    for label, value in report.recall.items():
+        table.add_row(label, str(report.answered), f"{value:.4f}", "")
+    for label in ("EM", "F1"):
+        oracle = f"{report.oracle[label]:.4f}" if report.oracle else ""
+        if report.reader:
+            table.add_row(
+                f"reader {label} (top {report.reader_k})",
+                str(report.reader["questions"]),
+                f"{report.reader[label]:.4f}",
+                oracle,
+            )
+    return table
+
+
 def eval_command(
     data: str = typer.Option(
         ..., "--data", help="BEIR-layout dataset directory, or a BEIR name (as for mpr train).", rich_help_panel=DATA
@@ -78,7 +112,7 @@ def eval_command(
     max_queries: int | None = typer.Option(
         None, min=1, help="Evaluate a random sample of N queries (for a quick look).", rich_help_panel=DATA
     ),
-    seed: int = typer.Option(0, help="Seed of the --max-queries sample.", rich_help_panel=DATA),
+    seed: int = typer.Option(0, help="Seed of the --max-queries and --qa-sample samples.", rich_help_panel=DATA),
     output: Path | None = typer.Option(
         None,
         "--output",
@@ -138,6 +172,27 @@ def eval_command(
     workers: int | None = typer.Option(
         None, min=1, help="Corpus-encoding processes (default as for mpr index).", rich_help_panel=SEARCH
     ),
+    qa: bool = typer.Option(
+        False,
+        "--qa",
+        help="Also evaluate question answering (datasets whose queries carry metadata.answers): answer recall@k "
+        "of the run, and EM / F1 of the RAG pipeline's generator on a sample, next to an oracle fed the gold "
+        "passage.",
+        rich_help_panel=QA,
+    ),
+    qa_sample: int = typer.Option(
+        100,
+        min=0,
+        help="Questions the generator answers (seeded by --seed; 0: answer recall only).",
+        rich_help_panel=QA,
+    ),
+    qa_reader_k: int = typer.Option(3, min=1, help="Retrieved passages in the reader's prompt.", rich_help_panel=QA),
+    qa_oracle_split: str = typer.Option(
+        "gold", help="Qrels split whose relevant passage the oracle reads.", rich_help_panel=QA
+    ),
+    qa_pipeline: Path = typer.Option(
+        DEFAULT_PIPELINE, help="RAG pipeline YAML whose prompt builder and generator read.", rich_help_panel=QA
+    ),
     backend: BackendOption = EncoderBackend.torch,
     qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,
     qdrant_url: QdrantUrl = None,
@@ -184,8 +239,27 @@ def eval_command(
         overwrite=overwrite,
         cache=cache,
     )
-    report = evaluate_retrieval(config, console=Console(stderr=True))
+    if qa:
+        qa_config = QAConfig(
+            sample=qa_sample, seed=seed, reader_k=qa_reader_k, oracle_split=qa_oracle_split, pipeline=qa_pipeline
+        )
+        try:
+            qa_report = evaluate_qa(config, qa_config, console=Console(stderr=True))
+        except NoAnswersError as error:
+            raise typer.BadParameter(f"--qa: {error}") from None
+        report = qa_report.retrieval
+    else:
+        report = evaluate_retrieval(config, console=Console(stderr=True))
     console = Console()
     console.print(results_table(report))
     for line in notes(report):
         console.print(line, highlight=False, soft_wrap=True)
+    if qa:
+        console.print(qa_table(qa_report))
+        console.print(
+            f"reader: {len(qa_report.sample)} questions sampled with seed {seed}; QA wall time "
+            f"{qa_report.wall_time_s:.1f} s"
+            + (f"; wrote {QA_METRICS_FILE} and {QA_PREDICTIONS_FILE}" if report.output is not None else ""),
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -35,8 +35,9 @@ from rich.progress import Progress
 from mpretriever.data.beir import BeirDataset
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.evaluation.answers import AnswerMatcher, read_answers, squad_score, usable_answers
-from mpretriever.evaluation.retrieval import EvalConfig, EvalReport, _progress, evaluate_retrieval
+from mpretriever.evaluation.retrieval import EvalConfig, EvalReport, evaluate_retrieval
 from mpretriever.evaluation.runs import Run, write_text_atomically
+from mpretriever.progress import task_progress
 from mpretriever.search.ranking import trec_order
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "rag.yml"
@@ -248,7 +249,7 @@ def evaluate_qa(
         pipeline.warm_up()
         timings["reader_load"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        with _progress(console, config.progress) as progress:
+        with task_progress(console, config.progress) as progress:
             _read(report, pipeline, dataset, run, answers, first, oracle_qrels, progress)
         timings["reader"] = time.perf_counter() - tick
     report.timings = timings

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 
 from mpretriever import __version__
 from mpretriever.data.beir import BeirDataset
@@ -40,6 +40,7 @@ from mpretriever.evaluation.metrics import (
 from mpretriever.evaluation.runs import write_run, write_text_atomically
 from mpretriever.index.connection import QdrantSettings
 from mpretriever.model.onnx_backend import Backend
+from mpretriever.progress import task_progress
 from mpretriever.search.ranking import Hit, trec_order
 
 logger = logging.getLogger(__name__)
@@ -229,18 +230,6 @@ def check_output(config: EvalConfig) -> None:
         )
 
 
-def _progress(console: Console | None, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console or Console(stderr=True),
-        disable=not enabled,
-    )
-
-
 def choose_queries(qrels_queries: set[str], max_queries: int | None, seed: int) -> tuple[list[str], bool]:
     """The query ids to evaluate, sorted: all of them, or a seeded random sample of ``max_queries``."""
     chosen = sorted(qrels_queries)
@@ -395,7 +384,7 @@ def evaluate_retrieval(
     runs: dict[SearchMode, dict[str, list[Hit]]] = {}
     encoder_info: dict[str, Any] = {}
     with ExitStack() as stack:
-        progress = stack.enter_context(_progress(console, config.progress))
+        progress = stack.enter_context(task_progress(console, config.progress))
         for mode in config.modes:
             if mode == "exact":
                 runs[mode], encoder_info = search_exact(config, model, dataset, query_ids, progress, timings)

@@ -44,21 +44,22 @@ def worker(rank: int, model_dir: str, port: int, output: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=timedelta(seconds=90))
-    try:
-        encoder = BiEncoder.from_pretrained(model_dir, normalize=True).eval()
-        model = DistributedDataParallel(encoder, find_unused_parameters=True)  # what the Trainer does for it
-        half = len(GROUPS) // WORLD
-        rows = slice(rank * half, (rank + 1) * half)
-        results = {}
-        for objective, chunk in CASES:
-            loss, gradients = run_case(model, encoder, objective, chunk, rows)
-            total = torch.tensor([loss])
-            dist.all_reduce(total)  # the Trainer logs the mean over processes
-            results[(objective, chunk)] = (total.item() / WORLD, gradients)
-        if rank == 0:
-            torch.save(results, output)
-    finally:
-        dist.destroy_process_group()
+    encoder = BiEncoder.from_pretrained(model_dir, normalize=True).eval()
+    model = DistributedDataParallel(encoder, find_unused_parameters=True)  # what the Trainer does for it
+    half = len(GROUPS) // WORLD
+    rows = slice(rank * half, (rank + 1) * half)
+    results = {}
+    for objective, chunk in CASES:
+        loss, gradients = run_case(model, encoder, objective, chunk, rows)
+        total = torch.tensor([loss])
+        dist.all_reduce(total)  # the Trainer logs the mean over processes
+        results[(objective, chunk)] = (total.item() / WORLD, gradients)
+    if rank == 0:
+        torch.save(results, output)
+    dist.barrier()
+    # Leave without Python's teardown: destroying DDP's reducer and the gloo process group can deadlock on the GIL
+    # (the group's worker thread releases finished work, which needs the GIL, while the main thread joins it).
+    os._exit(0)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Writing files atomically: to a temporary sibling, renamed into place once complete."""
+"""Output files: writing them atomically (to a temporary sibling, renamed into place once complete), and the error
+raised when a command would replace earlier results."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+
+class OutputExistsError(FileExistsError):
+    """The output (a run directory, a results directory, a file) already holds earlier results, and neither
+    resuming nor overwriting was asked for."""
 
 
 def _default_mode() -> int:

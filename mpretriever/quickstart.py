@@ -23,9 +23,10 @@ from mpretriever.data.beir import BeirDataset
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.evaluation.retrieval import EvalConfig, EvalReport, evaluate_retrieval
 from mpretriever.evaluation.significance import paired_test
+from mpretriever.files import OutputExistsError
 from mpretriever.index import QdrantSettings, collection_manifest, ensure_collection, index_corpus
 from mpretriever.model.bi_encoder import DEFAULT_MODEL_NAME, BiEncoder
-from mpretriever.training.run import OutputExistsError, TrainConfig, train
+from mpretriever.training.run import TrainConfig, train
 
 
 @dataclass

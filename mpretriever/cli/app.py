@@ -20,9 +20,9 @@ from mpretriever.cli.search import search_command
 from mpretriever.cli.train import train_command
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.resolve import DatasetNotFoundError
+from mpretriever.files import OutputExistsError
 from mpretriever.index.collection import CollectionMismatchError
 from mpretriever.index.connection import QdrantUnavailableError
-from mpretriever.training.run import OutputExistsError
 
 console = Console(stderr=True)
 

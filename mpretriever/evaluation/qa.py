@@ -37,6 +37,7 @@ from mpretriever.data.resolve import resolve_dataset
 from mpretriever.evaluation.answers import AnswerMatcher, read_answers, squad_score, usable_answers
 from mpretriever.evaluation.retrieval import EvalConfig, EvalReport, evaluate_retrieval
 from mpretriever.evaluation.runs import Run, write_text_atomically
+from mpretriever.files import OutputExistsError
 from mpretriever.progress import task_progress
 from mpretriever.search.ranking import trec_order
 
@@ -223,8 +224,6 @@ def evaluate_qa(
     if config.output is not None and not config.overwrite:
         existing = [n for n in (QA_METRICS_FILE, QA_PREDICTIONS_FILE) if (Path(config.output) / n).exists()]
         if existing:
-            from mpretriever.training.run import OutputExistsError
-
             raise OutputExistsError(f"{config.output} already holds {', '.join(existing)}; pass --overwrite")
 
     config = replace(config, top_k=max(config.top_k, max(qa.recall_ks), qa.reader_k))

@@ -38,6 +38,7 @@ from mpretriever.evaluation.metrics import (
     required_depth,
 )
 from mpretriever.evaluation.runs import write_run, write_text_atomically
+from mpretriever.files import OutputExistsError
 from mpretriever.index.connection import QdrantSettings
 from mpretriever.model.onnx_backend import Backend
 from mpretriever.progress import task_progress
@@ -216,7 +217,6 @@ def output_files(config: EvalConfig) -> list[Path]:
 def check_output(config: EvalConfig) -> None:
     """Refuse, before any work, an output directory that is a file or already holds results (unless
     ``overwrite``)."""
-    from mpretriever.training.run import OutputExistsError
 
     if config.output is None:
         return
@@ -353,7 +353,7 @@ def evaluate_retrieval(
 
     Only queries with at least one relevant document in the qrels are evaluated (BEIR's convention); the
     report counts the others. Raises ``ValueError`` for a ``top_k`` below a requested cutoff and
-    :class:`~mpretriever.training.run.OutputExistsError` for existing results, before any work.
+    :class:`~mpretriever.files.OutputExistsError` for existing results, before any work.
     """
     started = time.perf_counter()
     measures = parse_measures(config.measures)

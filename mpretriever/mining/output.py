@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from mpretriever.files import atomic_file
+from mpretriever.files import OutputExistsError, atomic_file
 from mpretriever.mining.base import Candidate
-from mpretriever.training.run import OutputExistsError
 
 SCORE_DIGITS = 6
 
@@ -57,7 +56,7 @@ def record(mined: MinedQuery) -> dict[str, object]:
 def write_negatives(path: str | Path, mined: Iterable[MinedQuery], overwrite: bool = False) -> int:
     """Write ``mined`` to ``path`` atomically (gzip-compressed when the name ends in ``.gz``); return the lines.
 
-    Raises :class:`~mpretriever.training.run.OutputExistsError` when ``path`` exists and ``overwrite`` is false.
+    Raises :class:`~mpretriever.files.OutputExistsError` when ``path`` exists and ``overwrite`` is false.
     """
     path = Path(path)
     check_output(path, overwrite)

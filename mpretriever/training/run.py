@@ -19,6 +19,7 @@ from mpretriever.data.examples import LabelFilter, TrainingExample, build_exampl
 from mpretriever.data.groups import GroupBuilder, IndexedExample
 from mpretriever.data.negatives import load_negatives
 from mpretriever.data.resolve import resolve_dataset
+from mpretriever.files import OutputExistsError
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.manifest import RunManifest
 from mpretriever.model.passages import tokenize_corpus
@@ -32,10 +33,6 @@ logger = logging.getLogger(__name__)
 
 Precision = Literal["no", "fp16", "bf16"]
 DEFAULT_TEMPERATURE = {"cosine": 0.05, "dot": 1.0}
-
-
-class OutputExistsError(FileExistsError):
-    """The output directory already holds a run and neither resuming nor overwriting was asked for."""
 
 
 @dataclass

@@ -23,6 +23,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+from transformers import TrainerCallback
+
 
 def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -31,34 +33,27 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-class StepMemory:
+class StepMemory(TrainerCallback):
     """Resident memory before the training step and its peak during the step (Linux: the peak is reset by
     writing 5 to /proc/self/clear_refs at the step's start)."""
 
     def __init__(self) -> None:
-        from transformers import TrainerCallback
-
-        outer = self
-
-        class Callback(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kwargs):
-                Path("/proc/self/clear_refs").write_text("5")
-                outer.before_mb = _status_kib("VmRSS") / 1024
-
-            def on_step_end(self, args, state, control, **kwargs):
-                outer.step_peak_mb = _status_kib("VmHWM") / 1024
-
-        self.callback = Callback()
         self.before_mb = self.step_peak_mb = float("nan")
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        Path("/proc/self/clear_refs").write_text("5")
+        self.before_mb = _status_kib("VmRSS") / 1024
 
-def child(arguments: list[str]) -> None:
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step_peak_mb = _status_kib("VmHWM") / 1024
+
+
+def child(options: dict) -> None:
     """Run one training step (in this process) and print its memory figures and runtime as JSON."""
     from mpretriever.training.run import TrainConfig, train
 
-    options = json.loads(arguments[0])
     memory = StepMemory()
-    outcome = train(TrainConfig(**{**options, "output": Path(options["output"])}), callbacks=[memory.callback])
+    outcome = train(TrainConfig(**{**options, "output": Path(options["output"])}), callbacks=[memory])
     result = {
         "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "before_step_mb": memory.before_mb,
@@ -84,7 +79,7 @@ def measure(args: argparse.Namespace, batch_size: int, chunk: int | None, scratc
         "progress": False,
     }
     result = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps([json.dumps(options)])],
+        [sys.executable, __file__, "--child", json.dumps(options)],
         capture_output=True,
         text=True,
         check=False,

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from mpretriever.training.checkpoints import incomplete_reason, last_complete_checkpoint
 from mpretriever.training.run import TrainConfig, train
+from tests.training.test_training import _config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STEPS = 6
@@ -25,25 +26,8 @@ TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}  # float32 re-execution noise; observed
 
 
 def config_for(data: Path, model: Path, output: Path) -> TrainConfig:
-    return TrainConfig(
-        data=str(data),
-        output=output,
-        model=str(model),
-        loss="lsepair",
-        batch_size=4,
-        group_size=4,
-        max_positives=2,
-        query_max_length=16,
-        passage_max_length=32,
-        learning_rate=1e-3,
-        warmup=0,
-        max_steps=STEPS,
-        save_steps=SAVE_STEPS,
-        save_total_limit=3,
-        logging_steps=1,
-        progress=False,
-        seed=5,
-    )
+    """The tiny run of ``test_training``, 6 steps, a checkpoint every 2."""
+    return _config(data, model, output, max_steps=STEPS, save_steps=SAVE_STEPS, save_total_limit=3, seed=5)
 
 
 def final_weights(output: Path) -> dict[str, torch.Tensor]:

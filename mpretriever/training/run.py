@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
+from accelerate import PartialState
 from rich.console import Console
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments, set_seed
 
@@ -199,6 +201,7 @@ def train(
     loss_fn = objective.bind(**loss_options)
     resume_checkpoint = _check_output(config)
     set_seed(config.seed)
+    joined_elsewhere = dist.is_available() and dist.is_initialized()
     arguments = _training_arguments(config)  # under torchrun this joins the process group
 
     with arguments.main_process_first(desc="loading and tokenising the data"):  # one process fills the caches
@@ -289,6 +292,12 @@ def train(
     is_main_process = trainer.is_world_process_zero()
     if is_main_process:
         model.save(config.output, manifest)
+    if not joined_elsewhere and dist.is_available() and dist.is_initialized():
+        # Leaving gloo's threads to interpreter shutdown can abort a process ("terminate called without an active
+        # exception") after a successful run; the group this call joined is left explicitly once all ranks are done.
+        state = PartialState()
+        state.wait_for_everyone()
+        state.destroy_process_group()
     return TrainOutcome(
         output=config.output,
         manifest=manifest,

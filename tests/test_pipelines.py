@@ -10,7 +10,7 @@ import yaml
 from haystack import Pipeline
 
 from mpretriever.data import DataFormatError
-from mpretriever.pipelines import ALLOWED_MODULES, load_pipeline, parse_override
+from mpretriever.pipelines import ALLOWED_MODULES, PIPELINES_DIR_ENV, load_pipeline, parse_override, pipeline_file
 from tests.conftest import REPO_ROOT
 
 PIPELINE_FILES = sorted((REPO_ROOT / "pipelines").glob("*.yml"))
@@ -18,6 +18,16 @@ PIPELINE_FILES = sorted((REPO_ROOT / "pipelines").glob("*.yml"))
 
 def test_the_expected_pipelines_exist() -> None:
     assert {path.name for path in PIPELINE_FILES} >= {"retrieval.yml", "indexing.yml", "rag.yml", "rag-openai.yml"}
+
+
+def test_pipeline_file_finds_the_source_checkout_or_the_configured_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(PIPELINES_DIR_ENV, raising=False)
+    assert pipeline_file("rag.yml") == REPO_ROOT / "pipelines" / "rag.yml"
+    (tmp_path / "rag.yml").write_text("components: {}\n")
+    monkeypatch.setenv(PIPELINES_DIR_ENV, str(tmp_path))
+    assert pipeline_file("rag.yml") == tmp_path / "rag.yml"
+    with pytest.raises(FileNotFoundError, match=PIPELINES_DIR_ENV):
+        pipeline_file("retrieval.yml")
 
 
 @pytest.mark.parametrize("path", PIPELINE_FILES, ids=[p.name for p in PIPELINE_FILES])

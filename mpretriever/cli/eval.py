@@ -21,7 +21,6 @@ from mpretriever.cli.options import (
 )
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES
 from mpretriever.evaluation.qa import (
-    DEFAULT_PIPELINE,
     QA_METRICS_FILE,
     QA_PREDICTIONS_FILE,
     NoAnswersError,
@@ -190,8 +189,10 @@ def eval_command(
     qa_oracle_split: str = typer.Option(
         "gold", help="Qrels split whose relevant passage the oracle reads.", rich_help_panel=QA
     ),
-    qa_pipeline: Path = typer.Option(
-        DEFAULT_PIPELINE, help="RAG pipeline YAML whose prompt builder and generator read.", rich_help_panel=QA
+    qa_pipeline: Path | None = typer.Option(
+        None,
+        help="RAG pipeline YAML whose prompt builder and generator read [default: the project's pipelines/rag.yml].",
+        rich_help_panel=QA,
     ),
     backend: BackendOption = EncoderBackend.torch,
     qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,

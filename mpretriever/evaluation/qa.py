@@ -41,7 +41,7 @@ from mpretriever.files import OutputExistsError
 from mpretriever.progress import task_progress
 from mpretriever.search.ranking import trec_order
 
-DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "rag.yml"
+DEFAULT_PIPELINE = "rag.yml"  # a file of the project's pipelines/ (see mpretriever.pipelines.pipeline_file)
 RECALL_KS: tuple[int, ...] = (1, 5, 20, 100)
 QA_METRICS_FILE = "qa-metrics.json"
 QA_PREDICTIONS_FILE = "qa-predictions.json"
@@ -60,7 +60,8 @@ class QAConfig:
     ``recall_ks``: cutoffs of answer recall (the retrieval ``top_k`` is raised to the deepest). ``sample``:
     questions read by the generator (seeded by ``seed``; ``0`` skips the reader). ``reader_k``: retrieved
     passages in the prompt. ``oracle_split``: qrels of the gold passage fed to the oracle run (``None``: no
-    oracle). ``pipeline``: the RAG pipeline YAML whose prompt builder and generator are used.
+    oracle). ``pipeline``: the RAG pipeline YAML whose prompt builder and generator are used (by default the
+    project's ``pipelines/rag.yml``).
     """
 
     recall_ks: Sequence[int] = RECALL_KS
@@ -68,7 +69,7 @@ class QAConfig:
     seed: int = 0
     reader_k: int = 3
     oracle_split: str | None = "gold"
-    pipeline: Path = DEFAULT_PIPELINE
+    pipeline: Path | None = None
     mode: str | None = None
 
     def __post_init__(self) -> None:
@@ -78,7 +79,7 @@ class QAConfig:
             raise ValueError(f"sample must be at least 0, got {self.sample}")
         if self.reader_k < 1:
             raise ValueError(f"reader_k must be at least 1, got {self.reader_k}")
-        self.pipeline = Path(self.pipeline)
+        self.pipeline = Path(self.pipeline) if self.pipeline is not None else None
 
 
 @dataclass
@@ -244,7 +245,10 @@ def evaluate_qa(
     report = QAReport(retrieval, mode, len(answers), recall, sample, reader_k=qa.reader_k, seed=qa.seed)
     if sample:
         tick = time.perf_counter()
-        pipeline = reader_pipeline(qa.pipeline, qa.reader_k, generator)
+        from mpretriever.pipelines import pipeline_file
+
+        path = qa.pipeline or pipeline_file(DEFAULT_PIPELINE)
+        pipeline = reader_pipeline(path, qa.reader_k, generator)
         pipeline.warm_up()
         timings["reader_load"] = time.perf_counter() - tick
         tick = time.perf_counter()

@@ -1,0 +1,41 @@
+"""``mpr study``: train every objective of a study file, evaluate them all and write the report."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from mpretriever.study import load_study, run_study, write_report
+
+
+def study_command(
+    study_file: Path = typer.Argument(..., help="Study YAML file, e.g. eval/nfcorpus.yml."),
+    output: Path | None = typer.Option(None, help="Study directory [default: runs/study/<study name>]."),
+    objective: list[str] | None = typer.Option(None, help="Run only this objective (repeatable)."),
+    condition: list[str] | None = typer.Option(None, help="Run only this condition (repeatable)."),
+    seed: list[int] | None = typer.Option(None, help="Run only this seed (repeatable)."),
+    plot: bool = typer.Option(True, help="Draw study.png (needs matplotlib: pip install 'mpretriever[study]')."),
+) -> None:
+    """Train each objective of the study under each condition and seed, evaluate every model and the base model,
+    and write `report.md` (tables with paired t-tests against the base model and InfoNCE), `results.json` and
+    `study.png` into the study directory.
+
+    The study resumes: finished runs and evaluations are reused, an interrupted training continues from its last
+    checkpoint. A run asked for with other options than the one on disk is refused.
+
+    Example: `mpr study eval/nfcorpus.yml --condition grade-3`
+    """
+    console = Console(stderr=True)
+    config = load_study(study_file).select(objective, condition, seed)
+    output = output or Path("runs/study") / config.name
+    started = time.perf_counter()
+    evaluated = run_study(config, output, console=console)
+    command = shlex.join(["mpr", *sys.argv[1:]]) if sys.argv[1:2] == ["study"] else None
+    written = write_report(config, evaluated, output, command, time.perf_counter() - started, plot=plot)
+    Console().print((output / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print("written: " + ", ".join(str(path) for path in written))

@@ -1,0 +1,290 @@
+"""Running a study: prepare each condition's labels, train every objective x seed, evaluate everything.
+
+Layout under the study's output directory::
+
+    base/eval/                                   the base model's evaluation (run file, per-query values)
+    conditions/<condition>/qrels.tsv             noisy training labels (conditions with noise)
+    conditions/<condition>/bm25-candidates.jsonl ranked unjudged passages for hard noise (from mpr mine's BM25)
+    runs/<condition>/<objective>/seed-<seed>/    study-run.json (what was asked), model/, eval/
+    results.json, report.md, study.png           written by :mod:`mpretriever.study.report`
+
+The study resumes: a run whose model and evaluation are complete is not redone, a training run interrupted after
+a checkpoint continues from it, and a run directory asked for with different options is refused (nothing is
+silently overwritten: choose another output directory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from mpretriever.data.beir import BeirDataset, Judgement, Qrels
+from mpretriever.data.negatives import load_negatives
+from mpretriever.data.noise import inject_label_noise, write_qrels
+from mpretriever.data.resolve import resolve_dataset
+from mpretriever.evaluation.metrics import parse_measures
+from mpretriever.evaluation.retrieval import METRICS_FILE, EvalConfig, evaluate_retrieval, per_query_file
+from mpretriever.evaluation.significance import load_per_query
+from mpretriever.files import OutputExistsError
+from mpretriever.mining.run import MineConfig, mine
+from mpretriever.mining.selection import SelectionConfig
+from mpretriever.model.manifest import MANIFEST_NAME
+from mpretriever.study.config import Condition, StudyConfig
+from mpretriever.training.checkpoints import last_complete_checkpoint
+from mpretriever.training.run import TrainConfig, train
+
+logger = logging.getLogger(__name__)
+
+RUN_RECORD = "study-run.json"
+SEARCH_MODE = "exact"
+HARD_CANDIDATE_DEPTH = 200
+
+
+@dataclass
+class EvaluatedModel:
+    """One evaluated model of the study: the base model (``objective`` is ``"base"``) or a trained one."""
+
+    condition: str | None
+    objective: str
+    seed: int | None
+    means: dict[str, float]
+    per_query_path: Path
+    train_s: float | None = None
+    eval_s: float | None = None
+
+    def per_query(self) -> dict[str, dict[str, float]]:
+        return load_per_query(self.per_query_path)
+
+    def to_dict(self, root: Path) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self),
+            "per_query_path": str(self.per_query_path.relative_to(root)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], root: Path) -> EvaluatedModel:
+        return cls(**{**data, "per_query_path": root / data["per_query_path"]})
+
+
+def run_directory(output: Path, condition: str, objective: str, seed: int) -> Path:
+    return output / "runs" / condition / objective / f"seed-{seed}"
+
+
+def _evaluation(
+    config: StudyConfig,
+    dataset: BeirDataset,
+    model: str | None,
+    directory: Path,
+    progress: bool,
+    passage_max_length: int | None = None,
+) -> tuple[dict[str, float], Path, float]:
+    """Evaluate ``model`` into ``directory`` unless a complete evaluation is already there."""
+    metrics, per_query = directory / METRICS_FILE, directory / per_query_file(SEARCH_MODE)
+    if metrics.is_file() and per_query.is_file():
+        summary = json.loads(metrics.read_text(encoding="utf-8"))
+        labels = [measure.label for measure in parse_measures(config.measures)]
+        if (
+            summary["split"] != config.eval_split
+            or (passage_max_length is not None and summary["passage_max_length"] != passage_max_length)
+            or list(summary["metrics"][SEARCH_MODE]) != labels
+        ):
+            raise OutputExistsError(
+                f"{directory} holds an evaluation of split {summary['split']!r}, passages of "
+                f"{summary['passage_max_length']} tokens and measures {list(summary['metrics'][SEARCH_MODE])}, not "
+                f"the study's; choose another study output directory"
+            )
+        return summary["metrics"][SEARCH_MODE], per_query, summary["wall_time_s"]
+    report = evaluate_retrieval(
+        EvalConfig(
+            data=str(dataset.root),
+            split=config.eval_split,
+            model=model,
+            measures=config.measures,
+            passage_max_length=passage_max_length,
+            output=directory,
+            overwrite=True,  # only the study writes here, and a complete evaluation was not found above
+            progress=progress,
+        )
+    )
+    return report.result(SEARCH_MODE).means, per_query, report.wall_time_s
+
+
+def _hard_candidates(
+    config: StudyConfig, dataset: BeirDataset, split: str, directory: Path, progress: bool
+) -> dict[str, list[str]]:
+    """Unjudged passages in BM25 rank order per query, mined once per condition directory."""
+    path = directory / "bm25-candidates.jsonl"
+    if not path.is_file():
+        mine(
+            MineConfig(
+                data=str(dataset.root),
+                output=path,
+                split=split,
+                method="bm25",
+                selection=SelectionConfig(depth=HARD_CANDIDATE_DEPTH, max_negatives=HARD_CANDIDATE_DEPTH),
+                progress=progress,
+            )
+        )
+    return load_negatives(path, dataset.queries, dataset.doc_index)
+
+
+def _strong_enough(qrels: Qrels, min_grade: int) -> Qrels:
+    """The judgements a training run with ``min_grade`` would use as positives, plus the judged negatives."""
+    return {
+        query_id: {
+            doc_id: judgement
+            for doc_id, judgement in judgements.items()
+            if judgement.grade <= 0 or judgement.grade >= min_grade
+        }
+        for query_id, judgements in qrels.items()
+    }
+
+
+def training_labels(
+    config: StudyConfig, condition: Condition, dataset: BeirDataset, directory: Path, progress: bool
+) -> Path | None:
+    """The qrels file a condition trains on: ``None`` for the dataset's own split, or the noisy copy."""
+    if condition.noise is None:
+        return None
+    path = directory / "qrels.tsv"
+    if path.is_file():
+        return path
+    options = {**config.train, **condition.train}
+    split, min_grade = options.get("split", "train"), options.get("min_grade", 1)
+    qrels: Qrels = _strong_enough(dataset.qrels(split), min_grade)
+    candidates = (
+        _hard_candidates(config, dataset, split, directory, progress) if condition.noise.kind == "hard" else None
+    )
+    noisy = inject_label_noise(
+        qrels,
+        condition.noise.share,
+        list(dataset.doc_index),
+        kind=condition.noise.kind,
+        hard_candidates=candidates,
+        seed=condition.noise.seed,
+    )
+    replaced = sum(
+        1
+        for judgements in noisy.values()
+        for j in judgements.values()
+        if isinstance(j, Judgement) and j.source == "noise"
+    )
+    logger.info(
+        "%s: %d of the positives replaced by %s false positives", condition.name, replaced, condition.noise.kind
+    )
+    write_qrels(path, noisy)
+    return path
+
+
+def _train_config(
+    config: StudyConfig,
+    condition: Condition,
+    objective: str,
+    seed: int,
+    dataset: BeirDataset,
+    qrels_file: Path | None,
+    model_dir: Path,
+    progress: bool,
+) -> TrainConfig:
+    options = {**config.train, **condition.train}
+    return TrainConfig(
+        data=str(dataset.root),
+        output=model_dir,
+        loss=objective,
+        model=config.model,
+        seed=seed,
+        qrels_file=qrels_file,
+        progress=progress,
+        **options,
+    )
+
+
+def _record(train_config: TrainConfig, config: StudyConfig, condition: Condition) -> dict[str, Any]:
+    fields = dataclasses.asdict(train_config)
+    for transient in ("output", "progress", "resume", "overwrite", "resume_from"):
+        fields.pop(transient)
+    return json.loads(
+        json.dumps(
+            {
+                "train": fields,
+                "noise": dataclasses.asdict(condition.noise) if condition.noise else None,
+                "eval_split": config.eval_split,
+            },
+            default=str,
+        )
+    )
+
+
+def train_once(train_config: TrainConfig, record: dict[str, Any], directory: Path, console: Console) -> float:
+    """Train unless the run directory already holds this run's model; returns the run's training seconds."""
+    record_path, model_dir = directory / RUN_RECORD, train_config.output
+    if record_path.is_file():
+        earlier = json.loads(record_path.read_text(encoding="utf-8"))
+        if earlier != record:
+            changed = sorted(
+                key
+                for key in set(earlier["train"]) | set(record["train"])
+                if earlier["train"].get(key) != record["train"].get(key)
+            )
+            raise OutputExistsError(
+                f"{directory} holds a run with other options "
+                f"(differs in: {', '.join(changed) or 'noise / eval split'}); "
+                "choose another study output directory"
+            )
+        if (model_dir / MANIFEST_NAME).is_file():
+            return _train_runtime(model_dir)
+    elif model_dir.is_dir() and any(model_dir.iterdir()):
+        raise OutputExistsError(f"{model_dir} holds a model the study did not train; choose another output directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    resumable = model_dir.is_dir() and last_complete_checkpoint(model_dir) is not None
+    train(dataclasses.replace(train_config, resume=resumable, overwrite=not resumable), console=console)
+    return _train_runtime(model_dir)
+
+
+def _train_runtime(model_dir: Path) -> float:
+    return float(json.loads((model_dir / MANIFEST_NAME).read_text(encoding="utf-8")).get("train_runtime_s", 0.0))
+
+
+def run_study(
+    config: StudyConfig, output: Path, console: Console | None = None, progress: bool = True
+) -> list[EvaluatedModel]:
+    """Train and evaluate everything the study asks for (resuming what is done) and return the evaluations."""
+    console = console or Console(stderr=True)
+    dataset = BeirDataset(resolve_dataset(config.data))
+    total = len(config.conditions) * len(config.objectives) * len(config.seeds)
+    console.rule(f"study {config.name}: base model on {dataset.name} '{config.eval_split}'")
+    # the base model reads passages as far as the trained ones do, so the comparison is of the weights alone
+    passage_max_length = config.train.get("passage_max_length", TrainConfig.passage_max_length)
+    means, per_query, eval_s = _evaluation(
+        config, dataset, config.model, output / "base" / "eval", progress, passage_max_length
+    )
+    evaluated = [EvaluatedModel(None, "base", None, means, per_query, eval_s=eval_s)]
+    done = 0
+    for condition in config.conditions:
+        condition_dir = output / "conditions" / condition.name
+        qrels_file = training_labels(config, condition, dataset, condition_dir, progress)
+        for seed in config.seeds:
+            for objective in config.objectives:
+                done += 1
+                console.rule(f"[{done}/{total}] {condition.name} / {objective} / seed {seed}")
+                directory = run_directory(output, condition.name, objective, seed)
+                train_config = _train_config(
+                    config, condition, objective, seed, dataset, qrels_file, directory / "model", progress
+                )
+                train_s = train_once(train_config, _record(train_config, config, condition), directory, console)
+                means, per_query, eval_s = _evaluation(
+                    config, dataset, str(directory / "model"), directory / "eval", progress
+                )
+                evaluated.append(EvaluatedModel(condition.name, objective, seed, means, per_query, train_s, eval_s))
+                console.print(
+                    f"{condition.name} / {objective} / seed {seed}: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
+                )
+    return evaluated

@@ -1,0 +1,188 @@
+"""The study driver: its file format, a whole (tiny) study run, resuming, refusals and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mpretriever.cli.app import app
+from mpretriever.data import DataFormatError
+from mpretriever.files import OutputExistsError
+from mpretriever.study import EvaluatedModel, load_study, run_study, study_from_dict, write_report
+from mpretriever.study.report import condition_table, mean_per_query
+from mpretriever.study.runner import RUN_RECORD, run_directory
+
+TINY_TRAIN = {
+    "split": "train-graded",
+    "max_steps": 2,
+    "batch_size": 4,
+    "group_size": 4,
+    "max_positives": 2,
+    "learning_rate": 1.0e-3,
+    "warmup": 0,
+    "query_max_length": 16,
+    "passage_max_length": 32,
+    "save_steps": 1000,
+}
+
+
+def tiny_study(tiny_beir: Path, tiny_model_dir: Path, **changes) -> dict:
+    definition = {
+        "name": "tiny",
+        "data": str(tiny_beir),
+        "model": str(tiny_model_dir),
+        "objectives": ["infonce", "lsepair"],
+        "seeds": [1],
+        "eval_split": "test",
+        "measures": ["nDCG@10", "Recall@10"],
+        "train": dict(TINY_TRAIN),
+        "conditions": {
+            "strong": {"train": {"min_grade": 3}},
+            "all-random-50": {"train": {"min_grade": 1}, "noise": {"share": 0.5, "kind": "random"}},
+        },
+    }
+    return {**definition, **changes}
+
+
+def test_load_study_reads_the_shipped_study_files() -> None:
+    root = Path(__file__).resolve().parents[2] / "eval"
+    for path in sorted(root.glob("*.yml")):
+        config = load_study(path)
+        assert config.objectives and config.conditions, path
+        assert config.primary_measure == "nDCG@10"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {a: {}}\nbogus: 1\n", "unknown keys \\['bogus'\\]"),
+        ("name: x\ndata: d\nobjectives: [nope]\nconditions: {a: {}}\n", "unknown objectives"),
+        ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {a: {train: {loss: x}}}\n", "study-controlled"),
+        ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {a: {noise: {share: 2}}}\n", "between 0 and 1"),
+        ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {}\n", "at least one"),
+        ("name: x\n  data: [\n", "invalid YAML"),
+    ],
+)
+def test_bad_study_files_are_reported_with_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "study.yml"
+    path.write_text(text)
+    with pytest.raises(DataFormatError, match=message) as error:
+        load_study(path)
+    assert str(path) in str(error.value)
+
+
+def test_select_restricts_and_refuses_what_is_not_in_the_study(tiny_beir: Path, tiny_model_dir: Path) -> None:
+    config = study_from_dict(tiny_study(tiny_beir, tiny_model_dir))
+    assert config.select(objectives=["lsepair"]).objectives == ["lsepair"]
+    assert [c.name for c in config.select(conditions=["strong"]).conditions] == ["strong"]
+    with pytest.raises(ValueError, match="not in the study"):
+        config.select(seeds=[99])
+
+
+def test_a_tiny_study_trains_evaluates_reports_and_resumes(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    config = study_from_dict(tiny_study(tiny_beir, tiny_model_dir))
+    output = tmp_path / "study"
+    evaluated = run_study(config, output, progress=False)
+
+    assert [(m.condition, m.objective) for m in evaluated] == [
+        (None, "base"),
+        ("strong", "infonce"),
+        ("strong", "lsepair"),
+        ("all-random-50", "infonce"),
+        ("all-random-50", "lsepair"),
+    ]
+    for model in evaluated:
+        assert set(model.means) == {"nDCG@10", "Recall@10"}
+        assert len(model.per_query()) == 2  # the tiny test split: 2 queries with relevant documents
+    # the noisy condition trains on a written copy of the labels: half of each query's 3 positives replaced
+    noisy = (output / "conditions" / "all-random-50" / "qrels.tsv").read_text().splitlines()
+    assert sum(line.endswith("\tnoise") for line in noisy) == 12 * 2
+    record = json.loads((run_directory(output, "all-random-50", "lsepair", 1) / RUN_RECORD).read_text())
+    assert record["train"]["qrels_file"].endswith("qrels.tsv") and record["noise"]["share"] == 0.5
+    manifest = json.loads((run_directory(output, "strong", "lsepair", 1) / "model" / "mpretriever.json").read_text())
+    assert manifest["loss"] == "lsepair" and manifest["label_filter"]["min_grade"] == 3
+
+    # resuming reuses every model and evaluation: same numbers, nothing retrained
+    weights = run_directory(output, "strong", "infonce", 1) / "model" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    again = run_study(config, output, progress=False)
+    assert [m.means for m in again] == [m.means for m in evaluated]
+    assert weights.stat().st_mtime_ns == before
+
+    written = write_report(config, evaluated, output, command="mpr study tiny.yml", wall_time_s=12.0)
+    report = (output / "report.md").read_text()
+    assert "## strong" in report and "## all-random-50" in report and "## All conditions" in report
+    assert "mpr study tiny.yml" in report
+    results = json.loads((output / "results.json").read_text())
+    assert set(results["conditions"]) == {"strong", "all-random-50"}
+    assert {model["objective"] for model in results["models"]} == {"base", "infonce", "lsepair"}
+    assert (output / "study.png") in written and (output / "study.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_run_directory_with_other_options_is_refused(tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    output = tmp_path / "study"
+    first = study_from_dict(tiny_study(tiny_beir, tiny_model_dir, objectives=["lsepair"]))
+    run_study(first.select(conditions=["strong"]), output, progress=False)
+    changed = study_from_dict(
+        tiny_study(tiny_beir, tiny_model_dir, objectives=["lsepair"], train={**TINY_TRAIN, "learning_rate": 0.5})
+    )
+    with pytest.raises(OutputExistsError, match="learning_rate"):
+        run_study(changed.select(conditions=["strong"]), output, progress=False)
+
+
+def _model(tmp_path: Path, objective: str, seed: int | None, values: dict[str, float]) -> EvaluatedModel:
+    path = tmp_path / f"{objective}-{seed}.json"
+    path.write_text(json.dumps({query: {"nDCG@10": value} for query, value in values.items()}))
+    mean = sum(values.values()) / len(values)
+    return EvaluatedModel(None if objective == "base" else "c", objective, seed, {"nDCG@10": mean}, path)
+
+
+def test_report_marks_significance_against_base_and_infonce(tmp_path: Path) -> None:
+    queries = [f"q{i}" for i in range(40)]
+    base = {q: 0.3 + 0.01 * (i % 5) for i, q in enumerate(queries)}
+    infonce = {q: value + (0.01 if i % 2 else -0.01) for i, (q, value) in enumerate(base.items())}  # no change
+    better = {q: value + 0.1 + 0.002 * (i % 4) for i, (q, value) in enumerate(base.items())}  # clearly better
+    models = [
+        _model(tmp_path, "base", None, base),
+        _model(tmp_path, "infonce", 1, infonce),
+        _model(tmp_path, "lsepair", 1, better),
+        _model(tmp_path, "lsepair", 2, {q: v + 0.02 for q, v in better.items()}),
+    ]
+    config = study_from_dict(
+        {
+            "name": "n",
+            "data": "d",
+            "objectives": ["infonce", "lsepair"],
+            "conditions": {"c": {}},
+            "measures": ["nDCG@10"],
+        }
+    )
+    lines, rows = condition_table(config, models, "c")
+    infonce_row, lsepair_row = lines[3], lines[4]
+    assert "†" not in infonce_row and "‡" not in infonce_row
+    assert "†" in lsepair_row and "‡" in lsepair_row and "⁻" not in lsepair_row
+    assert "±" in lsepair_row  # two seeds: mean and spread
+    lsepair = rows[1]["measures"]["nDCG@10"]
+    assert lsepair["mean"] == pytest.approx(sum(base.values()) / 40 + 0.1 + 0.01 + 0.002 * 1.5, abs=1e-3)
+    assert lsepair["p_vs_base_holm"] < 0.05 and lsepair["p_vs_infonce_holm"] < 0.05
+    averaged = mean_per_query(models[2:])
+    assert averaged["q0"]["nDCG@10"] == pytest.approx(better["q0"] + 0.01)
+
+
+def test_mpr_study_command_writes_the_report(tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "tiny.yml"
+    path.write_text(yaml.safe_dump(tiny_study(tiny_beir, tiny_model_dir, objectives=["lsepair"])))
+    output = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["study", str(path), "--output", str(output), "--condition", "strong", "--no-plot"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| lsepair |" in (output / "report.md").read_text()
+    assert not (output / "study.png").exists()

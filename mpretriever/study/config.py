@@ -3,8 +3,10 @@
 A study trains every objective of ``objectives`` under every condition of ``conditions`` for every seed of
 ``seeds``, from the same base model with the same shared training options (``train``), and evaluates each model
 and the base model on ``eval_split``. A condition changes the training labels: its own ``train`` options (e.g.
-``min_grade: 3`` for the strong-positives regime) and optionally ``noise`` (a share of each query's positives
-replaced by random or hard false positives, :mod:`mpretriever.data.noise`)::
+``min_grade: 3`` for the strong-positives regime), optionally ``noise`` (a share of each query's positives
+replaced by random or hard false positives, :mod:`mpretriever.data.noise`) and optionally ``negatives``: hard
+negatives mined with BM25 for the training queries (the options of
+:class:`~mpretriever.mining.selection.SelectionConfig`, e.g. ``{skip_top: 10, depth: 100}``)::
 
     name: nfcorpus
     data: nfcorpus
@@ -14,6 +16,7 @@ replaced by random or hard false positives, :mod:`mpretriever.data.noise`)::
     conditions:
       grade-3: {train: {min_grade: 3}}
       grade-3-hard-50: {train: {min_grade: 3}, noise: {share: 0.5, kind: hard}}
+      grade-3-bm25-negatives: {train: {min_grade: 3}, negatives: {skip_top: 10, depth: 100}}
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ import yaml
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.noise import NoiseKind
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, parse_measures
+from mpretriever.mining.selection import SelectionConfig
 from mpretriever.training.objectives import OBJECTIVES
 from mpretriever.training.run import TrainConfig
 
 # Set by the study for each run; a study file may not set them in ``train``.
-RUN_FIELDS = frozenset({"data", "output", "loss", "model", "seed", "qrels_file", "resume", "resume_from", "overwrite"})
+RUN_FIELDS = frozenset(
+    {"data", "output", "loss", "model", "seed", "qrels_file", "negatives", "resume", "resume_from", "overwrite"}
+)
 TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - RUN_FIELDS
 REFERENCE_OBJECTIVE = "infonce"
 
@@ -54,11 +60,13 @@ class NoiseSpec:
 
 @dataclass(frozen=True)
 class Condition:
-    """A training-label regime: training options over the study's shared ones, and optional label noise."""
+    """A training-label regime: training options over the study's shared ones, optional label noise, and optional
+    BM25 hard negatives (``negatives``: :class:`~mpretriever.mining.selection.SelectionConfig` options)."""
 
     name: str
     train: dict[str, Any] = field(default_factory=dict)
     noise: NoiseSpec | None = None
+    negatives: dict[str, Any] | None = None
 
 
 @dataclass
@@ -132,15 +140,19 @@ def study_from_dict(definition: dict[str, Any], source: Path | None = None) -> S
     conditions = []
     for name, body in _mapping(definition.pop("conditions", None), "conditions").items():
         body = _mapping(body, f"conditions.{name}")
-        extra = sorted(set(body) - {"train", "noise"})
+        extra = sorted(set(body) - {"train", "noise", "negatives"})
         if extra:
-            raise ValueError(f"conditions.{name}: unknown keys {extra} (allowed: train, noise)")
+            raise ValueError(f"conditions.{name}: unknown keys {extra} (allowed: train, noise, negatives)")
+        negatives = body.get("negatives")
+        if negatives is not None:
+            SelectionConfig(**_mapping(negatives, f"conditions.{name}.negatives"))  # refuse bad options early
         noise = body.get("noise")
         conditions.append(
             Condition(
                 name=str(name),
                 train=_mapping(body.get("train"), f"conditions.{name}.train"),
                 noise=NoiseSpec(**_mapping(noise, f"conditions.{name}.noise")) if noise is not None else None,
+                negatives=negatives,
             )
         )
     known = {f.name for f in dataclasses.fields(StudyConfig)} - {"conditions", "source"}

@@ -5,6 +5,7 @@ Layout under the study's output directory::
     base/eval/                                   the base model's evaluation (run file, per-query values)
     conditions/<condition>/qrels.tsv             noisy training labels (conditions with noise)
     conditions/<condition>/bm25-candidates.jsonl ranked unjudged passages for hard noise (from mpr mine's BM25)
+    conditions/<condition>/bm25-negatives.jsonl  hard negatives for conditions with ``negatives``
     runs/<condition>/<objective>/seed-<seed>/    study-run.json (what was asked), model/, eval/
     results.json, report.md, study.png           written by :mod:`mpretriever.study.report`
 
@@ -24,9 +25,9 @@ from typing import Any
 
 from rich.console import Console
 
-from mpretriever.data.beir import BeirDataset, Judgement, Qrels
+from mpretriever.data.beir import BeirDataset, Qrels
 from mpretriever.data.negatives import load_negatives
-from mpretriever.data.noise import inject_label_noise, write_qrels
+from mpretriever.data.noise import NOISE_SOURCE, inject_label_noise, write_qrels
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.evaluation.metrics import parse_measures
 from mpretriever.evaluation.retrieval import METRICS_FILE, EvalConfig, evaluate_retrieval, per_query_file
@@ -134,6 +135,27 @@ def _hard_candidates(
     return load_negatives(path, dataset.queries, dataset.doc_index)
 
 
+def hard_negatives(
+    config: StudyConfig, condition: Condition, dataset: BeirDataset, directory: Path, progress: bool
+) -> Path | None:
+    """The BM25 hard-negative file a condition trains with (mined once), or ``None`` without ``negatives``."""
+    if condition.negatives is None:
+        return None
+    path = directory / "bm25-negatives.jsonl"
+    if not path.is_file():
+        mine(
+            MineConfig(
+                data=str(dataset.root),
+                output=path,
+                split={**config.train, **condition.train}.get("split", "train"),
+                method="bm25",
+                selection=SelectionConfig(**condition.negatives),
+                progress=progress,
+            )
+        )
+    return path
+
+
 def _strong_enough(qrels: Qrels, min_grade: int) -> Qrels:
     """The judgements a training run with ``min_grade`` would use as positives, plus the judged negatives."""
     return {
@@ -169,12 +191,7 @@ def training_labels(
         hard_candidates=candidates,
         seed=condition.noise.seed,
     )
-    replaced = sum(
-        1
-        for judgements in noisy.values()
-        for j in judgements.values()
-        if isinstance(j, Judgement) and j.source == "noise"
-    )
+    replaced = sum(j.source == NOISE_SOURCE for judgements in noisy.values() for j in judgements.values())
     logger.info(
         "%s: %d of the positives replaced by %s false positives", condition.name, replaced, condition.noise.kind
     )
@@ -189,6 +206,7 @@ def _train_config(
     seed: int,
     dataset: BeirDataset,
     qrels_file: Path | None,
+    negatives: Path | None,
     model_dir: Path,
     progress: bool,
 ) -> TrainConfig:
@@ -200,6 +218,7 @@ def _train_config(
         model=config.model,
         seed=seed,
         qrels_file=qrels_file,
+        negatives=negatives,
         progress=progress,
         **options,
     )
@@ -209,16 +228,14 @@ def _record(train_config: TrainConfig, config: StudyConfig, condition: Condition
     fields = dataclasses.asdict(train_config)
     for transient in ("output", "progress", "resume", "overwrite", "resume_from"):
         fields.pop(transient)
-    return json.loads(
-        json.dumps(
-            {
-                "train": fields,
-                "noise": dataclasses.asdict(condition.noise) if condition.noise else None,
-                "eval_split": config.eval_split,
-            },
-            default=str,
-        )
-    )
+    record: dict[str, Any] = {
+        "train": fields,
+        "noise": dataclasses.asdict(condition.noise) if condition.noise else None,
+        "eval_split": config.eval_split,
+    }
+    if condition.negatives is not None:
+        record["negatives"] = condition.negatives
+    return json.loads(json.dumps(record, default=str))
 
 
 def train_once(train_config: TrainConfig, record: dict[str, Any], directory: Path, console: Console) -> float:
@@ -270,13 +287,14 @@ def run_study(
     for condition in config.conditions:
         condition_dir = output / "conditions" / condition.name
         qrels_file = training_labels(config, condition, dataset, condition_dir, progress)
+        negatives = hard_negatives(config, condition, dataset, condition_dir, progress)
         for seed in config.seeds:
             for objective in config.objectives:
                 done += 1
                 console.rule(f"[{done}/{total}] {condition.name} / {objective} / seed {seed}")
                 directory = run_directory(output, condition.name, objective, seed)
                 train_config = _train_config(
-                    config, condition, objective, seed, dataset, qrels_file, directory / "model", progress
+                    config, condition, objective, seed, dataset, qrels_file, negatives, directory / "model", progress
                 )
                 train_s = train_once(train_config, _record(train_config, config, condition), directory, console)
                 means, per_query, eval_s = _evaluation(

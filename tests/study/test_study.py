@@ -135,6 +135,28 @@ def test_a_run_directory_with_other_options_is_refused(tiny_beir: Path, tiny_mod
         run_study(changed.select(conditions=["strong"]), output, progress=False)
 
 
+def test_a_condition_with_bm25_negatives_mines_them_once_and_trains_with_them(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    definition = tiny_study(
+        tiny_beir,
+        tiny_model_dir,
+        objectives=["lsepair"],
+        conditions={
+            "mined": {"train": {"min_grade": 3}, "negatives": {"skip_top": 1, "depth": 20, "max_negatives": 3}}
+        },
+    )
+    output = tmp_path / "study"
+    run_study(study_from_dict(definition), output, progress=False)
+    mined = output / "conditions" / "mined" / "bm25-negatives.jsonl"
+    records = [json.loads(line) for line in mined.read_text().splitlines()]
+    assert records and all(1 <= len(record["negatives"]) <= 3 for record in records)
+    manifest = json.loads((run_directory(output, "mined", "lsepair", 1) / "model" / "mpretriever.json").read_text())
+    assert manifest["hyperparameters"]["negatives"] == str(mined)
+    with pytest.raises(ValueError, match="skip_top"):
+        study_from_dict({**definition, "conditions": {"bad": {"negatives": {"skip_top": 50, "depth": 10}}}})
+
+
 def _model(tmp_path: Path, objective: str, seed: int | None, values: dict[str, float]) -> EvaluatedModel:
     path = tmp_path / f"{objective}-{seed}.json"
     path.write_text(json.dumps({query: {"nDCG@10": value} for query, value in values.items()}))

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mpretriever.study import load_study, run_study, write_report
+from mpretriever.study import collect_study, load_study, run_study, write_report
 
 
 def study_command(
@@ -18,7 +18,10 @@ def study_command(
     output: Path | None = typer.Option(None, help="Study directory [default: runs/study/<study name>]."),
     objective: list[str] | None = typer.Option(None, help="Run only this objective (repeatable)."),
     condition: list[str] | None = typer.Option(None, help="Run only this condition (repeatable)."),
-    seed: list[int] | None = typer.Option(None, help="Run only this seed (repeatable)."),
+    seed: list[int] | None = typer.Option(None, help="Run this seed (repeatable) [default: the study's seeds]."),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Train nothing: report every finished run in the study directory."
+    ),
     plot: bool = typer.Option(True, help="Draw study.png (needs matplotlib: pip install 'mpretriever[study]')."),
 ) -> None:
     """Train each objective of the study under each condition and seed, evaluate every model and the base model,
@@ -34,8 +37,9 @@ def study_command(
     config = load_study(study_file).select(objective, condition, seed)
     output = output or Path("runs/study") / config.name
     started = time.perf_counter()
-    evaluated = run_study(config, output, console=console)
+    evaluated = collect_study(config, output) if report_only else run_study(config, output, console=console)
     command = shlex.join(["mpr", *sys.argv[1:]]) if sys.argv[1:2] == ["study"] else None
-    written = write_report(config, evaluated, output, command, time.perf_counter() - started, plot=plot)
+    wall_time_s = None if report_only else time.perf_counter() - started
+    written = write_report(config, evaluated, output, command, wall_time_s, plot=plot)
     Console().print((output / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False)
     console.print("written: " + ", ".join(str(path) for path in written))

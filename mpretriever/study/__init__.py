@@ -3,13 +3,14 @@ evaluated against the base model and single-positive InfoNCE, under several labe
 
 from mpretriever.study.config import Condition, NoiseSpec, StudyConfig, load_study, study_from_dict
 from mpretriever.study.report import write_report
-from mpretriever.study.runner import EvaluatedModel, run_study
+from mpretriever.study.runner import EvaluatedModel, collect_study, run_study
 
 __all__ = [
     "Condition",
     "EvaluatedModel",
     "NoiseSpec",
     "StudyConfig",
+    "collect_study",
     "load_study",
     "run_study",
     "study_from_dict",

@@ -109,11 +109,11 @@ class StudyConfig:
     def select(
         self, objectives: list[str] | None = None, conditions: list[str] | None = None, seeds: list[int] | None = None
     ) -> StudyConfig:
-        """The same study restricted to some objectives, conditions or seeds (each must be in the study)."""
+        """The same study restricted to some objectives or conditions (each must be in the study), or run with
+        other ``seeds``."""
         for label, wanted, known in (
             ("objective", objectives, self.objectives),
             ("condition", conditions, [c.name for c in self.conditions]),
-            ("seed", seeds, self.seeds),
         ):
             missing = [value for value in wanted or [] if value not in known]
             if missing:
@@ -122,7 +122,7 @@ class StudyConfig:
             self,
             objectives=[o for o in self.objectives if not objectives or o in objectives],
             conditions=[c for c in self.conditions if not conditions or c.name in conditions],
-            seeds=[s for s in self.seeds if not seeds or s in seeds],
+            seeds=list(seeds) if seeds else self.seeds,
         )
 
 

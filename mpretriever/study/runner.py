@@ -77,6 +77,29 @@ def run_directory(output: Path, condition: str, objective: str, seed: int) -> Pa
     return output / "runs" / condition / objective / f"seed-{seed}"
 
 
+def finished_evaluation(
+    config: StudyConfig, directory: Path, passage_max_length: int | None = None
+) -> tuple[dict[str, float], Path, float] | None:
+    """The means, per-query file and seconds of a complete evaluation in ``directory`` (``None`` if there is
+    none); an evaluation made with other settings than the study's is refused."""
+    metrics, per_query = directory / METRICS_FILE, directory / per_query_file(SEARCH_MODE)
+    if not (metrics.is_file() and per_query.is_file()):
+        return None
+    summary = json.loads(metrics.read_text(encoding="utf-8"))
+    labels = [measure.label for measure in parse_measures(config.measures)]
+    if (
+        summary["split"] != config.eval_split
+        or (passage_max_length is not None and summary["passage_max_length"] != passage_max_length)
+        or list(summary["metrics"][SEARCH_MODE]) != labels
+    ):
+        raise OutputExistsError(
+            f"{directory} holds an evaluation of split {summary['split']!r}, passages of "
+            f"{summary['passage_max_length']} tokens and measures {list(summary['metrics'][SEARCH_MODE])}, not "
+            f"the study's; choose another study output directory"
+        )
+    return summary["metrics"][SEARCH_MODE], per_query, summary["wall_time_s"]
+
+
 def _evaluation(
     config: StudyConfig,
     dataset: BeirDataset,
@@ -86,21 +109,9 @@ def _evaluation(
     passage_max_length: int | None = None,
 ) -> tuple[dict[str, float], Path, float]:
     """Evaluate ``model`` into ``directory`` unless a complete evaluation is already there."""
-    metrics, per_query = directory / METRICS_FILE, directory / per_query_file(SEARCH_MODE)
-    if metrics.is_file() and per_query.is_file():
-        summary = json.loads(metrics.read_text(encoding="utf-8"))
-        labels = [measure.label for measure in parse_measures(config.measures)]
-        if (
-            summary["split"] != config.eval_split
-            or (passage_max_length is not None and summary["passage_max_length"] != passage_max_length)
-            or list(summary["metrics"][SEARCH_MODE]) != labels
-        ):
-            raise OutputExistsError(
-                f"{directory} holds an evaluation of split {summary['split']!r}, passages of "
-                f"{summary['passage_max_length']} tokens and measures {list(summary['metrics'][SEARCH_MODE])}, not "
-                f"the study's; choose another study output directory"
-            )
-        return summary["metrics"][SEARCH_MODE], per_query, summary["wall_time_s"]
+    finished = finished_evaluation(config, directory, passage_max_length)
+    if finished is not None:
+        return finished
     report = evaluate_retrieval(
         EvalConfig(
             data=str(dataset.root),
@@ -113,7 +124,12 @@ def _evaluation(
             progress=progress,
         )
     )
-    return report.result(SEARCH_MODE).means, per_query, report.wall_time_s
+    return report.result(SEARCH_MODE).means, directory / per_query_file(SEARCH_MODE), report.wall_time_s
+
+
+def base_passage_max_length(config: StudyConfig) -> int | None:
+    """The base model reads passages as far as the trained ones do, so the comparison is of the weights alone."""
+    return config.train.get("passage_max_length", TrainConfig.passage_max_length)
 
 
 def _hard_candidates(
@@ -277,10 +293,8 @@ def run_study(
     dataset = BeirDataset(resolve_dataset(config.data))
     total = len(config.conditions) * len(config.objectives) * len(config.seeds)
     console.rule(f"study {config.name}: base model on {dataset.name} '{config.eval_split}'")
-    # the base model reads passages as far as the trained ones do, so the comparison is of the weights alone
-    passage_max_length = config.train.get("passage_max_length", TrainConfig.passage_max_length)
     means, per_query, eval_s = _evaluation(
-        config, dataset, config.model, output / "base" / "eval", progress, passage_max_length
+        config, dataset, config.model, output / "base" / "eval", progress, base_passage_max_length(config)
     )
     evaluated = [EvaluatedModel(None, "base", None, means, per_query, eval_s=eval_s)]
     done = 0
@@ -304,5 +318,45 @@ def run_study(
                 console.print(
                     f"{condition.name} / {objective} / seed {seed}: "
                     + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
+                )
+    return evaluated
+
+
+def collect_study(config: StudyConfig, output: Path) -> list[EvaluatedModel]:
+    """Every finished run of the study in ``output`` (any seed found on disk), without training or evaluating.
+
+    For a report on a study that is still running or was run in parts. A run directory holding a run with other
+    options than the study's is refused, as :func:`run_study` refuses it.
+    """
+    base = finished_evaluation(config, output / "base" / "eval", base_passage_max_length(config))
+    if base is None:
+        raise FileNotFoundError(f"{output}: the base model has not been evaluated yet; run the study first")
+    evaluated = [EvaluatedModel(None, "base", None, base[0], base[1], eval_s=base[2])]
+    dataset = BeirDataset(resolve_dataset(config.data))
+    for condition in config.conditions:
+        condition_dir = output / "conditions" / condition.name
+        qrels_file = condition_dir / "qrels.tsv" if condition.noise else None
+        negatives = condition_dir / "bm25-negatives.jsonl" if condition.negatives else None
+        for objective in config.objectives:
+            seeds = sorted(
+                int(path.name.removeprefix("seed-"))
+                for path in (output / "runs" / condition.name / objective).glob("seed-*")
+                if path.name.removeprefix("seed-").isdigit()
+            )
+            for seed in seeds:
+                directory = run_directory(output, condition.name, objective, seed)
+                model_dir = directory / "model"
+                finished = finished_evaluation(config, directory / "eval")
+                if finished is None or not (model_dir / MANIFEST_NAME).is_file():
+                    continue
+                train_config = _train_config(
+                    config, condition, objective, seed, dataset, qrels_file, negatives, model_dir, False
+                )
+                earlier = json.loads((directory / RUN_RECORD).read_text(encoding="utf-8"))
+                if earlier != _record(train_config, config, condition):
+                    raise OutputExistsError(f"{directory} holds a run with other options than the study's")
+                means, per_query, eval_s = finished
+                evaluated.append(
+                    EvaluatedModel(condition.name, objective, seed, means, per_query, _train_runtime(model_dir), eval_s)
                 )
     return evaluated

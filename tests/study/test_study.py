@@ -11,7 +11,14 @@ from typer.testing import CliRunner
 from mpretriever.cli.app import app
 from mpretriever.data import DataFormatError
 from mpretriever.files import OutputExistsError
-from mpretriever.study import EvaluatedModel, load_study, run_study, study_from_dict, write_report
+from mpretriever.study import (
+    EvaluatedModel,
+    collect_study,
+    load_study,
+    run_study,
+    study_from_dict,
+    write_report,
+)
 from mpretriever.study.report import condition_table, mean_per_query
 from mpretriever.study.runner import RUN_RECORD, run_directory
 
@@ -78,8 +85,9 @@ def test_select_restricts_and_refuses_what_is_not_in_the_study(tiny_beir: Path, 
     config = study_from_dict(tiny_study(tiny_beir, tiny_model_dir))
     assert config.select(objectives=["lsepair"]).objectives == ["lsepair"]
     assert [c.name for c in config.select(conditions=["strong"]).conditions] == ["strong"]
+    assert config.select(seeds=[7, 8]).seeds == [7, 8]
     with pytest.raises(ValueError, match="not in the study"):
-        config.select(seeds=[99])
+        config.select(objectives=["jointlh"])
 
 
 def test_a_tiny_study_trains_evaluates_reports_and_resumes(
@@ -113,6 +121,10 @@ def test_a_tiny_study_trains_evaluates_reports_and_resumes(
     again = run_study(config, output, progress=False)
     assert [m.means for m in again] == [m.means for m in evaluated]
     assert weights.stat().st_mtime_ns == before
+    collected = collect_study(config, output)
+    assert [(m.condition, m.objective, m.seed, m.means) for m in collected] == [
+        (m.condition, m.objective, m.seed, m.means) for m in evaluated
+    ]
 
     written = write_report(config, evaluated, output, command="mpr study tiny.yml", wall_time_s=12.0)
     report = (output / "report.md").read_text()
@@ -208,3 +220,9 @@ def test_mpr_study_command_writes_the_report(tiny_beir: Path, tiny_model_dir: Pa
     assert result.exit_code == 0, result.output
     assert "| lsepair |" in (output / "report.md").read_text()
     assert not (output / "study.png").exists()
+    (output / "report.md").unlink()
+    again = CliRunner().invoke(app, ["study", str(path), "--output", str(output), "--report-only", "--no-plot"])
+    assert again.exit_code == 0, again.output
+    assert "| lsepair |" in (output / "report.md").read_text()
+    empty = CliRunner().invoke(app, ["study", str(path), "--output", str(tmp_path / "nothing"), "--report-only"])
+    assert empty.exit_code != 0 and "not been evaluated" in str(empty.exception)

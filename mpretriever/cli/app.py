@@ -17,6 +17,7 @@ from mpretriever.cli.mine import mine_command
 from mpretriever.cli.pipeline import pipeline_app
 from mpretriever.cli.quickstart import quickstart_command
 from mpretriever.cli.search import search_command
+from mpretriever.cli.serve import serve_command
 from mpretriever.cli.study import study_command
 from mpretriever.cli.train import train_command
 from mpretriever.data.errors import DataFormatError
@@ -44,6 +45,7 @@ app.command("search", no_args_is_help=True)(search_command)
 app.command("mine", no_args_is_help=True)(mine_command)
 app.command("eval", no_args_is_help=True)(eval_command)
 app.command("quickstart")(quickstart_command)
+app.command("serve")(serve_command)
 app.command("study", no_args_is_help=True)(study_command)
 app.add_typer(pipeline_app, name="pipeline")
 

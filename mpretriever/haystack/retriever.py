@@ -80,6 +80,12 @@ class MPRetriever:
         self._client: QdrantClient | None = None
         self._encoder: BiEncoder | None = None
 
+    @property
+    def client(self) -> QdrantClient | None:
+        """The retriever's Qdrant connection once warmed up (``None`` before): share it rather than opening a
+        second one, which an embedded Qdrant directory refuses."""
+        return self._client
+
     def warm_up(self) -> None:
         """Connect to Qdrant, load the encoder and check it against the collection. Idempotent."""
         if self._client is not None and self._encoder is not None:

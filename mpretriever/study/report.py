@@ -122,6 +122,9 @@ def describe_conditions(config: StudyConfig) -> list[str]:
         text = ", ".join(f"{key}={value}" for key, value in sorted(condition.train.items())) or "shared options"
         if condition.noise:
             text += f"; {condition.noise.share:.0%} of the positives replaced by {condition.noise.kind} false positives"
+        if condition.negatives:
+            window = ", ".join(f"{key}={value}" for key, value in sorted(condition.negatives.items()))
+            text += f"; BM25 hard negatives ({window})"
         lines.append(f"- **{condition.name}**: {text} (split `{options.get('split', 'train')}`)")
     return lines
 

@@ -41,5 +41,5 @@ def study_command(
     command = shlex.join(["mpr", *sys.argv[1:]]) if sys.argv[1:2] == ["study"] else None
     wall_time_s = None if report_only else time.perf_counter() - started
     written = write_report(config, evaluated, output, command, wall_time_s, plot=plot)
-    Console().print((output / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False)
+    typer.echo((output / "report.md").read_text(encoding="utf-8"))
     console.print("written: " + ", ".join(str(path) for path in written))

@@ -206,7 +206,7 @@ def plot_study(config: StudyConfig, evaluated: Sequence[EvaluatedModel], path: P
             positions = [
                 index + (number - (len(config.objectives) - 1) / 2) * width for index in range(len(conditions))
             ]
-            axis.bar(positions, means, width, yerr=errors, label=objective, capsize=2)
+            axis.bar(positions, means, width, yerr=errors if any(errors) else None, label=objective, capsize=2)
         axis.axhline(base.means[label], color="black", linestyle="--", linewidth=1, label="base")
         axis.set_xticks(range(len(conditions)), conditions, rotation=20, ha="right")
         axis.set_title(label)

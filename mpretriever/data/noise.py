@@ -12,7 +12,7 @@ Write the result with :func:`write_qrels` and train on it with ``mpr train --qre
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -30,12 +30,14 @@ def inject_label_noise(
     kind: NoiseKind = "random",
     hard_candidates: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
+    also_judged: Mapping[str, Collection[str]] | None = None,
 ) -> Qrels:
     """Replace ``round(share * m)`` of the ``m`` positives (grade > 0) of every query with false positives.
 
     ``kind="random"`` draws them uniformly from ``corpus_ids``; ``kind="hard"`` takes them in rank order from
     ``hard_candidates[query]`` (ranked passage ids), falling back to random ones when a query has too few. A
-    false positive is never a passage judged for the query (at any grade). Judgements with grade 0 are kept.
+    false positive is never a passage judged for the query (at any grade), in ``qrels`` or in ``also_judged``
+    (e.g. the judgements a grade filter removed before the noise). Judgements with grade 0 are kept.
     """
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share must be between 0 and 1, got {share}")
@@ -51,7 +53,8 @@ def inject_label_noise(
         replaced = rng.sample(positives, round(share * len(positives)))
         kept = {doc_id: judgement for doc_id, judgement in judgements.items() if doc_id not in set(replaced)}
         ranked = list(hard_candidates.get(query_id, ())) if kind == "hard" and hard_candidates else []
-        fakes = _false_positives(len(replaced), set(judgements), ranked, corpus_ids, rng)
+        judged = set(judgements) | set((also_judged or {}).get(query_id, ()))
+        fakes = _false_positives(len(replaced), judged, ranked, corpus_ids, rng)
         for original, fake in zip(replaced, fakes, strict=True):
             kept[fake] = Judgement(doc_id=fake, grade=judgements[original].grade, source=NOISE_SOURCE)
         noisy[query_id] = kept

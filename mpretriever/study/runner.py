@@ -195,7 +195,8 @@ def training_labels(
         return path
     options = {**config.train, **condition.train}
     split, min_grade = options.get("split", "train"), options.get("min_grade", 1)
-    qrels: Qrels = _strong_enough(dataset.qrels(split), min_grade)
+    every_judgement = dataset.qrels(split)
+    qrels: Qrels = _strong_enough(every_judgement, min_grade)
     candidates = (
         _hard_candidates(config, dataset, split, directory, progress) if condition.noise.kind == "hard" else None
     )
@@ -206,6 +207,7 @@ def training_labels(
         kind=condition.noise.kind,
         hard_candidates=candidates,
         seed=condition.noise.seed,
+        also_judged=every_judgement,  # a passage judged at a grade the filter drops is no false positive either
     )
     replaced = sum(j.source == NOISE_SOURCE for judgements in noisy.values() for j in judgements.values())
     logger.info(

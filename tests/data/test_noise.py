@@ -58,3 +58,14 @@ def test_written_qrels_read_back_with_sources(tmp_path: Path) -> None:
     path = write_qrels(tmp_path / "noisy.tsv", noisy)
     read = load_qrels(path, set(QRELS), set(CORPUS))
     assert read == noisy
+
+
+def test_passages_judged_elsewhere_are_never_false_positives() -> None:
+    small_corpus = [f"d{i}" for i in range(14)]  # q1 judges d0..d7; d8..d13 are the only unjudged ones
+    also = {"q1": [f"d{i}" for i in range(8, 12)]}  # judged at a grade a filter dropped: only d12, d13 remain
+    for seed in range(5):
+        noisy = inject_label_noise({"q1": QRELS["q1"]}, 0.25, small_corpus, seed=seed, also_judged=also)
+        assert {d for d, j in noisy["q1"].items() if j.source == NOISE_SOURCE} == {"d12", "d13"}
+    hard = {"q1": ["d9", "d13", "d12"]}
+    noisy = inject_label_noise({"q1": QRELS["q1"]}, 0.25, small_corpus, "hard", hard, also_judged=also)
+    assert {d for d, j in noisy["q1"].items() if j.source == NOISE_SOURCE} == {"d13", "d12"}

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from haystack import Pipeline
 
-from mpretriever.data.errors import DataFormatError
+from mpretriever.data.errors import DataFormatError, read_yaml
 
 ALLOWED_MODULES = ["mpretriever.*"]
 PIPELINES_DIR_ENV = "MPR_PIPELINES_DIR"
@@ -58,13 +58,7 @@ def apply_overrides(definition: dict[str, Any], overrides: dict[str, Any]) -> di
 def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None) -> Pipeline:
     """Read a pipeline YAML file, apply ``overrides`` and build it (mpretriever components allowed)."""
     path = Path(path)
-    try:
-        definition = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataFormatError(path, "file not found") from None
-    except yaml.YAMLError as error:
-        line = error.problem_mark.line + 1 if getattr(error, "problem_mark", None) else None
-        raise DataFormatError(path, f"invalid YAML: {getattr(error, 'problem', error)}", line=line) from None
+    definition = read_yaml(path)
     if not isinstance(definition, dict) or "components" not in definition:
         raise DataFormatError(path, "not a Haystack pipeline (no 'components' section)")
     return Pipeline.from_dict(apply_overrides(definition, overrides or {}), allowed_modules=ALLOWED_MODULES)

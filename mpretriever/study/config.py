@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mpretriever.data.errors import DataFormatError
+from mpretriever.data.errors import DataFormatError, read_yaml
 from mpretriever.data.noise import NoiseKind
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, parse_measures
 from mpretriever.mining.selection import SelectionConfig
@@ -169,15 +167,7 @@ def study_from_dict(definition: dict[str, Any], source: Path | None = None) -> S
 def load_study(path: str | Path) -> StudyConfig:
     """Read a study YAML file; every problem is reported with the file (and line, for YAML syntax)."""
     path = Path(path)
-    try:
-        definition = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataFormatError(path, "file not found") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        raise DataFormatError(
-            path, f"invalid YAML: {getattr(error, 'problem', error)}", line=mark.line + 1 if mark else None
-        ) from None
+    definition = read_yaml(path)
     if not isinstance(definition, dict):
         raise DataFormatError(path, "a study file is a mapping (name, data, objectives, conditions, ...)")
     try:

@@ -137,17 +137,8 @@ def _hard_candidates(
 ) -> dict[str, list[str]]:
     """Unjudged passages in BM25 rank order per query, mined once per condition directory."""
     path = directory / "bm25-candidates.jsonl"
-    if not path.is_file():
-        mine(
-            MineConfig(
-                data=str(dataset.root),
-                output=path,
-                split=split,
-                method="bm25",
-                selection=SelectionConfig(depth=HARD_CANDIDATE_DEPTH, max_negatives=HARD_CANDIDATE_DEPTH),
-                progress=progress,
-            )
-        )
+    selection = SelectionConfig(depth=HARD_CANDIDATE_DEPTH, max_negatives=HARD_CANDIDATE_DEPTH)
+    _mine_once(dataset, split, selection, path, progress)
     return load_negatives(path, dataset.queries, dataset.doc_index)
 
 
@@ -158,18 +149,19 @@ def hard_negatives(
     if condition.negatives is None:
         return None
     path = directory / "bm25-negatives.jsonl"
+    split = {**config.train, **condition.train}.get("split", "train")
+    _mine_once(dataset, split, SelectionConfig(**condition.negatives), path, progress)
+    return path
+
+
+def _mine_once(dataset: BeirDataset, split: str, selection: SelectionConfig, path: Path, progress: bool) -> None:
+    """BM25-rank the split's queries into ``path`` (``mpr mine``), unless an earlier run of the study did."""
     if not path.is_file():
         mine(
             MineConfig(
-                data=str(dataset.root),
-                output=path,
-                split={**config.train, **condition.train}.get("split", "train"),
-                method="bm25",
-                selection=SelectionConfig(**condition.negatives),
-                progress=progress,
+                data=str(dataset.root), output=path, split=split, method="bm25", selection=selection, progress=progress
             )
         )
-    return path
 
 
 def _strong_enough(qrels: Qrels, min_grade: int) -> Qrels:

@@ -26,6 +26,7 @@ from typing import Any
 from rich.console import Console
 
 from mpretriever.data.beir import BeirDataset, Qrels
+from mpretriever.data.examples import LabelFilter
 from mpretriever.data.negatives import load_negatives
 from mpretriever.data.noise import NOISE_SOURCE, inject_label_noise, write_qrels
 from mpretriever.data.resolve import resolve_dataset
@@ -164,13 +165,13 @@ def _mine_once(dataset: BeirDataset, split: str, selection: SelectionConfig, pat
         )
 
 
-def _strong_enough(qrels: Qrels, min_grade: int) -> Qrels:
-    """The judgements a training run with ``min_grade`` would use as positives, plus the judged negatives."""
+def _kept_by(qrels: Qrels, label_filter: LabelFilter) -> Qrels:
+    """The judgements a training run with ``label_filter`` would use as positives, plus the judged negatives."""
     return {
         query_id: {
             doc_id: judgement
             for doc_id, judgement in judgements.items()
-            if judgement.grade <= 0 or judgement.grade >= min_grade
+            if judgement.grade <= 0 or label_filter.accepts(judgement)
         }
         for query_id, judgements in qrels.items()
     }
@@ -186,9 +187,11 @@ def training_labels(
     if path.is_file():
         return path
     options = {**config.train, **condition.train}
-    split, min_grade = options.get("split", "train"), options.get("min_grade", 1)
+    split = options.get("split", "train")
+    sources = options.get("sources")
+    label_filter = LabelFilter(options.get("min_grade", 1), frozenset(sources) if sources else None)
     every_judgement = dataset.qrels(split)
-    qrels: Qrels = _strong_enough(every_judgement, min_grade)
+    qrels = _kept_by(every_judgement, label_filter)
     candidates = (
         _hard_candidates(config, dataset, split, directory, progress) if condition.noise.kind == "hard" else None
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import typer
@@ -20,10 +19,7 @@ from mpretriever.cli.search import search_command
 from mpretriever.cli.serve import serve_command
 from mpretriever.cli.study import study_command
 from mpretriever.cli.train import train_command
-from mpretriever.data.errors import DataFormatError
-from mpretriever.data.resolve import DatasetNotFoundError
 from mpretriever.files import OutputExistsError
-from mpretriever.index.collection import CollectionMismatchError
 from mpretriever.index.connection import QdrantUnavailableError
 
 console = Console(stderr=True)
@@ -37,7 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode="rich",
 )
 app.command("train", no_args_is_help=True)(train_command)
 app.command("index", no_args_is_help=True)(index_command)
@@ -71,16 +67,17 @@ def _root(
     )
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "sentence_transformers", "transformers", "haystack"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from transformers.utils import logging as transformers_logging
+    # what transformers.utils.logging.disable_progress_bar() does, without importing transformers (seconds)
+    from huggingface_hub.utils import disable_progress_bars
 
-    transformers_logging.disable_progress_bar()
+    disable_progress_bars()
 
 
+# The project's other user errors derive from these: DataFormatError, CollectionMismatchError and NoAnswersError
+# from ValueError, DatasetNotFoundError from FileNotFoundError. Their modules load torch, datasets or Haystack,
+# which `mpr --help` must not wait for, so they are caught through these bases.
 USER_ERRORS = (
-    DataFormatError,
-    DatasetNotFoundError,
     OutputExistsError,
-    CollectionMismatchError,
     QdrantUnavailableError,
     FileNotFoundError,
     ValueError,
@@ -89,7 +86,6 @@ USER_ERRORS = (
 
 def main() -> None:
     """Console entry point: bad input ends with a one-line message and exit code 2, never a bare traceback."""
-    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     try:
         app()
     except USER_ERRORS as error:

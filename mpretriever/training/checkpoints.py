@@ -1,4 +1,5 @@
-"""Finding the checkpoint to resume from, and never one that a crash left half-written.
+"""Finding the checkpoint to resume from, and never one that a crash left half-written; emptying a run for
+``--overwrite`` so that nothing of it can be resumed.
 
 The Trainer writes a checkpoint's files one after another and ``trainer_state.json`` last. A checkpoint is
 complete when that file parses and names the step of its directory, and the model and its manifest are there; a
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -63,3 +65,31 @@ def last_complete_checkpoint(output: Path) -> Path | None:
             return candidate
         logger.warning("skipping incomplete checkpoint %s: %s", candidate, reason)
     return None
+
+
+def _checkpoints(output: Path) -> list[Path]:
+    return [path for path in output.iterdir() if path.is_dir() and checkpoint_step(path) is not None]
+
+
+def is_training_run(directory: Path) -> bool:
+    """Whether ``directory`` holds what ``mpr train`` writes: a run manifest or ``checkpoint-N`` directories."""
+    return (directory / MANIFEST_NAME).is_file() or bool(_checkpoints(directory))
+
+
+def remove_run(output: Path) -> None:
+    """Empty the run directory ``output`` (see :func:`is_training_run`), in an order that is safe to interrupt.
+
+    Every checkpoint loses its ``trainer_state.json`` first, so from then on none is resumable; the checkpoints go
+    after the run's other files and the manifest goes last, so that a removal killed halfway leaves a directory
+    that still reads as a run, for the next ``--overwrite`` to finish.
+    """
+    checkpoints = _checkpoints(output)
+    for checkpoint in checkpoints:
+        (checkpoint / TRAINER_STATE).unlink(missing_ok=True)
+    manifest = output / MANIFEST_NAME
+    last = [*checkpoints, manifest]
+    for path in [path for path in output.iterdir() if path not in last] + last:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -23,12 +24,18 @@ from mpretriever.data.negatives import load_negatives
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.files import OutputExistsError
 from mpretriever.model.bi_encoder import BiEncoder
-from mpretriever.model.manifest import RunManifest
+from mpretriever.model.manifest import MANIFEST_NAME, RunManifest
 from mpretriever.model.passages import tokenize_corpus
-from mpretriever.training.checkpoints import incomplete_reason, last_complete_checkpoint
+from mpretriever.training.checkpoints import (
+    incomplete_reason,
+    is_training_run,
+    last_complete_checkpoint,
+    remove_run,
+)
 from mpretriever.training.dataset import GroupCollator, GroupedQueries
 from mpretriever.training.objectives import get_objective
 from mpretriever.training.progress import RichProgressCallback
+from mpretriever.training.resume import check_resume_matches
 from mpretriever.training.trainer import EpochCallback, MultiPositiveTrainer
 
 logger = logging.getLogger(__name__)
@@ -90,6 +97,11 @@ class TrainConfig:
     dataloader_workers: int = 0
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # 0 is an invalid temperature, not a request for the default (None is).
+        if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {self.temperature}")
+
 
 @dataclass
 class TrainOutcome:
@@ -101,8 +113,12 @@ class TrainOutcome:
 
 
 def _check_output(config: TrainConfig) -> str | None:
-    """Refuse to clobber an earlier run; return the checkpoint to resume from, if any."""
+    """Refuse to clobber an earlier run or anything that is not a run; return the checkpoint to resume from, if any."""
     output = config.output
+    if output.exists() and not output.is_dir():
+        raise OutputExistsError(f"{output} is a file, not a run directory; choose another --output")
+    if config.overwrite and (config.resume or config.resume_from is not None):
+        raise ValueError("--overwrite replaces the run in --output, resuming continues it: pass only one of them")
     if config.resume_from is not None:
         reason = incomplete_reason(config.resume_from)
         if reason is not None:
@@ -113,11 +129,17 @@ def _check_output(config: TrainConfig) -> str | None:
         if last is None:
             raise FileNotFoundError(f"{output}: no complete checkpoint-* directory to resume from")
         return str(last)
-    if output.exists() and any(output.iterdir()) and not config.overwrite:
-        raise OutputExistsError(
-            f"{output} already exists and is not empty; pass --resume to continue its run, "
-            "--overwrite to replace it, or choose another --output"
-        )
+    if output.exists() and any(output.iterdir()):
+        if not config.overwrite:
+            raise OutputExistsError(
+                f"{output} already exists and is not empty; pass --resume to continue its run, "
+                "--overwrite to replace it, or choose another --output"
+            )
+        if not is_training_run(output):
+            raise OutputExistsError(
+                f"{output} is not empty and holds no training run ({MANIFEST_NAME} or checkpoint-*), so --overwrite "
+                "will not empty it; choose another --output"
+            )
     return None
 
 
@@ -218,7 +240,7 @@ def train(
             passage_max_length=config.passage_max_length,
         )
         passage_tokens = tokenize_corpus(dataset.corpus, model)
-    temperature = config.temperature or DEFAULT_TEMPERATURE[model.config.similarity]
+    temperature = DEFAULT_TEMPERATURE[model.config.similarity] if config.temperature is None else config.temperature
 
     query_tokens = model.tokenize([example.query for example in examples], "query")
     builder = GroupBuilder(len(dataset.corpus), config.group_size, config.max_positives, objective.policy, config.seed)
@@ -261,6 +283,10 @@ def train(
         "hyperparameters": hyperparameters,
         "train_samples": len(examples),
     }
+    if resume_checkpoint is not None:
+        check_resume_matches(Path(resume_checkpoint), model.manifest(**manifest_fields))
+    elif config.overwrite and arguments.process_index == 0 and config.output.is_dir():
+        remove_run(config.output)  # only now: a request that fails before training leaves the old run intact
 
     trainer = MultiPositiveTrainer(
         model=model,

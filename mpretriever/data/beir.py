@@ -1,22 +1,27 @@
 """Loading datasets in the BEIR layout: ``corpus.jsonl[.gz]``, ``queries.jsonl[.gz]``, ``qrels/<split>.tsv[.gz]``.
 
 The corpus and the queries go through Hugging Face ``datasets`` (Arrow-backed, memory-mapped, cached), the qrels
-through a line reader so that every problem is reported with its file and line.
+through a line reader. Every problem is a :class:`DataFormatError` naming the file and, where one line is at
+fault, the line: malformed JSON, a byte that is not UTF-8, a truncated ``.gz``, a record without an ``_id``, an
+``_id`` given twice (both lines), an empty file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-import datasets
+from typing import TYPE_CHECKING
 
 from mpretriever.data.errors import MAX_REPORTED, DataFormatError, warn_skipped
 from mpretriever.data.text_files import find_existing, numbered_lines
+
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -37,34 +42,65 @@ class Judgement:
 Qrels = dict[str, dict[str, Judgement]]
 
 
-def _locate_bad_json_line(path: Path) -> DataFormatError | None:
+def _unreadable(path: Path, error: Exception) -> DataFormatError:
+    """What is wrong with a JSON-lines file ``datasets`` could not read: the first bad line (the scan itself
+    raises for bytes that are not UTF-8 and for a truncated gzip file), else an empty file, else ``error``."""
+    records = 0
     for number, line in numbered_lines(path):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as error:
-            return DataFormatError(path, f"invalid JSON: {error.msg} (column {error.colno})", line=number)
+        except json.JSONDecodeError as json_error:
+            return DataFormatError(path, f"invalid JSON: {json_error.msg} (column {json_error.colno})", line=number)
         if not isinstance(record, dict):
             return DataFormatError(path, f"expected a JSON object, got {type(record).__name__}", line=number)
-    return None
+        records += 1
+    if not records:
+        return DataFormatError(path, "no records: the file is empty")
+    return DataFormatError(path, f"could not be read as JSON lines: {str(error) or type(error).__name__}")
+
+
+@contextmanager
+def _datasets_errors_unlogged() -> Iterator[None]:
+    """``datasets`` logs a failed parse as an error before raising it; the :class:`DataFormatError` raised in its
+    place says the same with the line, so that log would only be noise."""
+    datasets_logger = logging.getLogger("datasets")
+    level = datasets_logger.level
+    datasets_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        datasets_logger.setLevel(level)
 
 
 def load_jsonl(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> datasets.Dataset:
     """Load a JSON-lines file through ``datasets`` and keep the ``required`` and ``optional`` string columns.
 
-    Raises :class:`DataFormatError` naming the file and line of the first malformed record, or the missing
-    field. Missing optional columns are added as empty strings; ``None`` values become empty strings.
+    Raises :class:`DataFormatError` naming the file and line of the first malformed record (invalid JSON, not
+    UTF-8, cut short by a truncated gzip file), or the missing field, or saying that the file is empty. Missing
+    optional columns are added as empty strings; ``None`` values become empty strings.
     """
+    import datasets  # here, not at the top: it takes seconds, and the CLI's start-up reads this package
+
     if not path.is_file():
         raise DataFormatError(path, "file not found")
     try:
-        dataset = datasets.load_dataset("json", data_files=str(path), split="train")
-    except Exception as error:  # datasets wraps pyarrow's parse errors without the line number
-        located = _locate_bad_json_line(path)
-        if located is not None:
-            raise located from error
-        raise DataFormatError(path, f"could not be read as JSON lines: {error}") from error
+        with _datasets_errors_unlogged():
+            dataset = datasets.load_dataset("json", data_files=str(path), split="train")
+            if len(dataset) == 0:
+                raise DataFormatError(path, "no records: the file is empty")
+            return _string_columns(dataset, path, required, optional)
+    except DataFormatError:
+        raise
+    except Exception as error:  # pyarrow's parse errors come without a line; bad UTF-8 surfaces only when decoded
+        raise _unreadable(path, error) from error
+
+
+def _string_columns(
+    dataset: datasets.Dataset, path: Path, required: tuple[str, ...], optional: tuple[str, ...]
+) -> datasets.Dataset:
+    import datasets
 
     missing = [field for field in required if field not in dataset.column_names]
     if missing:
@@ -109,17 +145,23 @@ def _drop_empty(dataset: datasets.Dataset, path: Path, text_fields: tuple[str, .
     return dataset.select([row for row in range(len(dataset)) if row not in empty_rows])
 
 
-def _warn_duplicates(ids: list[str], path: Path, what: str) -> None:
-    if len(set(ids)) == len(ids):
-        return
-    duplicates = [doc_id for doc_id, count in Counter(ids).items() if count > 1]
-    logger.warning(
-        "%s: %d %s id(s) occur more than once, the first record of each is used (e.g. %s)",
-        path,
-        len(duplicates),
-        what,
-        ", ".join(duplicates[:MAX_REPORTED]),
-    )
+def _record_lines(path: Path) -> list[int]:
+    """The line number of each record (row) of a JSON-lines file: blank lines hold none."""
+    return [number for number, line in numbered_lines(path) if line.strip()]
+
+
+def _check_ids(ids: list[str], path: Path) -> None:
+    """Every record has an ``_id``, and no two the same: else a :class:`DataFormatError` at the line (a second
+    record would silently replace the first in an index, or be dropped from it)."""
+    first_row: dict[str, int] = {}
+    for row, record_id in enumerate(ids):
+        if not record_id.strip():
+            raise DataFormatError(path, "record without an '_id' (missing or empty)", line=_record_lines(path)[row])
+        earlier = first_row.setdefault(record_id, row)
+        if earlier != row:
+            lines = _record_lines(path)
+            message = f"duplicate _id {record_id!r} (first at line {lines[earlier]}): ids must be unique"
+            raise DataFormatError(path, message, line=lines[row])
 
 
 def passage_text(title: str, text: str) -> str:
@@ -136,13 +178,19 @@ class BeirDataset:
         if not self.root.is_dir():
             raise DataFormatError(self.root, "dataset directory not found")
         corpus = find_existing(self.root, "corpus", JSONL_SUFFIXES)
-        queries = find_existing(self.root, "queries", JSONL_SUFFIXES)
-        if corpus is None or queries is None:
+        if corpus is None:
             raise DataFormatError(
                 self.root, "not a BEIR dataset: expected corpus.jsonl[.gz], queries.jsonl[.gz] and qrels/<split>.tsv"
             )
         self.corpus_path = corpus
-        self.queries_path = queries
+
+    @cached_property
+    def queries_path(self) -> Path:
+        """``queries.jsonl[.gz]``, looked for only when needed: indexing a corpus reads no queries."""
+        path = find_existing(self.root, "queries", JSONL_SUFFIXES)
+        if path is None:
+            raise DataFormatError(self.root / "queries.jsonl", "file not found (nor queries.jsonl.gz)")
+        return path
 
     @property
     def name(self) -> str:
@@ -150,30 +198,29 @@ class BeirDataset:
 
     @cached_property
     def corpus(self) -> datasets.Dataset:
-        """Columns ``_id``, ``title`` and ``text``; documents with neither title nor text are skipped."""
+        """Columns ``_id``, ``title`` and ``text``; documents with neither title nor text are skipped (with a
+        warning), a corpus left without any is an error."""
         corpus = load_jsonl(self.corpus_path, required=("_id", "text"), optional=("title",))
+        _check_ids(corpus["_id"], self.corpus_path)
         corpus = _drop_empty(corpus, self.corpus_path, ("title", "text"), "documents")
-        _warn_duplicates(corpus["_id"], self.corpus_path, "document")
+        if len(corpus) == 0:
+            raise DataFormatError(self.corpus_path, "no document has a title or text")
         return corpus
 
     @cached_property
     def doc_index(self) -> dict[str, int]:
-        """Corpus row of every document id (the first row for a duplicated id)."""
-        index: dict[str, int] = {}
-        for row, doc_id in enumerate(self.corpus["_id"]):
-            index.setdefault(doc_id, row)
-        return index
+        """Corpus row of every document id."""
+        return {doc_id: row for row, doc_id in enumerate(self.corpus["_id"])}
 
     @cached_property
     def queries(self) -> dict[str, str]:
-        """Query text by query id; queries with empty text are skipped."""
+        """Query text by query id; queries with empty text are skipped (with a warning), none left is an error."""
         queries = load_jsonl(self.queries_path, required=("_id", "text"))
+        _check_ids(queries["_id"], self.queries_path)
         queries = _drop_empty(queries, self.queries_path, ("text",), "queries")
-        _warn_duplicates(queries["_id"], self.queries_path, "query")
-        result: dict[str, str] = {}
-        for query_id, text in zip(queries["_id"], queries["text"], strict=True):
-            result.setdefault(query_id, text.strip())
-        return result
+        if len(queries) == 0:
+            raise DataFormatError(self.queries_path, "no query has text")
+        return {query_id: text.strip() for query_id, text in zip(queries["_id"], queries["text"], strict=True)}
 
     def available_splits(self) -> list[str]:
         qrels_dir = self.root / "qrels"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -125,10 +127,82 @@ def test_not_a_dataset_directory(tmp_path: Path) -> None:
         BeirDataset(tmp_path)
 
 
-def test_duplicate_ids_keep_the_first_record(tmp_path: Path, caplog) -> None:
+def _truncated_gzip(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(text.encode())[:-12])
+
+
+@pytest.mark.parametrize("name", ["corpus", "queries"])
+def test_duplicate_ids_are_refused_with_both_lines(name: str, tmp_path: Path) -> None:
     corpus = [*CORPUS, {"_id": "d1", "title": "again", "text": "later copy"}]
-    root = _dataset(tmp_path, corpus, QUERIES, [("q1", "d1", 1)])
+    queries = [*QUERIES, {"_id": "q1", "text": "again"}]
+    root = _dataset(tmp_path, corpus if name == "corpus" else CORPUS, queries if name == "queries" else QUERIES, [])
+    with pytest.raises(DataFormatError) as caught:
+        _ = getattr(BeirDataset(root), name)
+    path = root / f"{name}.jsonl"
+    duplicate = "d1" if name == "corpus" else "q1"
+    assert str(caught.value) == f"{path}:3: duplicate _id '{duplicate}' (first at line 1): ids must be unique"
+
+
+@pytest.mark.parametrize("record", [{"text": "no id"}, {"_id": None, "text": "null id"}, {"_id": " ", "text": "x"}])
+def test_record_without_id_names_its_line(record: dict, tmp_path: Path) -> None:
+    root = _dataset(tmp_path, CORPUS, QUERIES, [])
+    path = root / "corpus.jsonl"
+    path.write_text(path.read_text() + "\n" + json.dumps(record) + "\n")  # a blank line 3 holds no record
+    with pytest.raises(DataFormatError, match=rf"^{re.escape(str(path))}:4: record without an '_id'"):
+        _ = BeirDataset(root).corpus
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl", "qrels/train.tsv"])
+def test_bytes_that_are_not_utf8_name_file_and_line(name: str, tmp_path: Path) -> None:
+    root = _dataset(tmp_path, CORPUS, QUERIES, [("q1", "d1", 1), ("q2", "d2", 1)])
+    path = root / name
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b'"}', b'\xff"}') if name.endswith(".jsonl") else lines[1].replace(b"q", b"\xff")
+    path.write_bytes(b"\n".join(lines))
     dataset = BeirDataset(root)
-    with caplog.at_level(logging.WARNING):
-        assert dataset.doc_index == {"d1": 0, "d2": 1}
-    assert "1 document id(s) occur more than once, the first record of each is used (e.g. d1)" in caplog.text
+    with pytest.raises(DataFormatError, match=rf"^{re.escape(str(path))}:2: not valid UTF-8 \(byte 0xff"):
+        dataset.qrels("train")
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl.gz", "queries.jsonl.gz", "qrels/train.tsv.gz"])
+def test_truncated_gzip_names_the_file(name: str, tmp_path: Path) -> None:
+    root = _dataset(tmp_path, CORPUS, QUERIES, [("q1", "d1", 1)])
+    plain = root / name.removesuffix(".gz")
+    _truncated_gzip(root / name, plain.read_text())
+    plain.unlink()
+    with pytest.raises(DataFormatError, match=rf"^{re.escape(str(root / name))}:\d+: truncated or corrupt gzip"):
+        BeirDataset(root).qrels("train")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "no records: the file is empty"),
+        ("\n  \n", "no records: the file is empty"),
+        ('{"_id": "d1", "text": ""}\n{"_id": "d2", "title": " ", "text": " "}\n', "no document has a title or text"),
+    ],
+)
+def test_a_corpus_without_documents_says_why(content: str, reason: str, tmp_path: Path) -> None:
+    root = _dataset(tmp_path, CORPUS, QUERIES, [])
+    (root / "corpus.jsonl").write_text(content)
+    with pytest.raises(DataFormatError) as caught:
+        _ = BeirDataset(root).corpus
+    assert str(caught.value) == f"{root / 'corpus.jsonl'}: {reason}"
+
+
+def test_the_corpus_is_read_without_a_queries_file(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "corpus.jsonl", CORPUS)
+    dataset = BeirDataset(tmp_path)
+    assert dataset.corpus["_id"] == ["d1", "d2"]
+    with pytest.raises(DataFormatError, match=r"queries.jsonl: file not found \(nor queries.jsonl.gz\)"):
+        _ = dataset.queries
+
+
+def test_malformed_json_is_reported_once_without_the_datasets_log(tmp_path: Path, caplog, capfd) -> None:
+    root = _dataset(tmp_path, CORPUS, QUERIES, [])
+    with (root / "corpus.jsonl").open("a") as handle:
+        handle.write('{"_id": "d3", "text": "oops"\n')
+    with caplog.at_level(logging.INFO), pytest.raises(DataFormatError, match=r"corpus.jsonl:3: invalid JSON"):
+        _ = BeirDataset(root).corpus
+    assert "Failed to load JSON" not in caplog.text + capfd.readouterr().err

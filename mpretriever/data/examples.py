@@ -1,38 +1,110 @@
-"""Training examples that keep every positive of a query, with its grade and its source."""
+"""Training examples that keep every positive of a query, with its grade and its source.
+
+Label files are merged without losing a judgement: :func:`merge_qrels` keeps, for every (query, passage) pair,
+the judgement of every file (human, llm, ...). A :class:`LabelFilter` then decides pair by pair which judgements
+count (``--source``, ``--min-grade``) and, when the selected ones disagree, which one decides
+(:class:`LabelConflict`, ``--label-conflict``).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
-from mpretriever.data.beir import Judgement, Qrels
+from mpretriever.data.beir import DEFAULT_SOURCE, Judgement, Qrels
 
 logger = logging.getLogger(__name__)
+
+MergedQrels = dict[str, dict[str, tuple[Judgement, ...]]]
+"""Every judgement of every (query, passage) pair, one per label file that judged it, in the order read."""
+
+
+class LabelConflict(str, Enum):
+    """Which of a pair's selected judgements decides its grade when they disagree (e.g. human 0, llm 3)."""
+
+    MAX = "max"
+    """The highest selected grade: any selected source can make a passage a positive (human and LLM positives
+    are pooled, the heterogeneous regime)."""
+
+    MIN = "min"
+    """The lowest selected grade: every selected source that judged the pair must find it relevant enough."""
+
+    PREFER_HUMAN = "prefer-human"
+    """A selected human judgement decides (the highest, if several); pairs no selected human judged take the
+    highest other selected grade."""
 
 
 @dataclass(frozen=True)
 class LabelledPassage:
-    """A positive passage of a query, with its relevance grade and the source of the label (human, llm, ...)."""
+    """A positive passage of a query: the grade and source of the judgement that made it one, and every
+    judgement of the pair (all sources, selected or not)."""
 
     doc_id: str
     grade: int
     source: str
+    judgements: tuple[Judgement, ...] = ()
 
 
 @dataclass(frozen=True)
 class LabelFilter:
-    """Which judgements count as positives: a minimum grade and, optionally, a set of label sources.
+    """Which judgements count as positives: a minimum grade, optionally a set of label sources, and the rule for
+    selected judgements that disagree.
 
-    Judged-relevant passages (grade > 0) that the filter rejects are *excluded*, never used as negatives: with
-    ``min_grade=3`` on NFCorpus' graded qrels the grade-1 and grade-2 passages are neither positives nor negatives.
+    A pair is a positive when the judgement that ``conflict`` picks among its selected ones has a grade of at
+    least ``min_grade`` (and above 0). A pair that any source judged relevant (grade > 0) but that is no positive
+    is *excluded*, never used as a negative: with ``min_grade=3`` on NFCorpus' graded qrels the grade-1 and
+    grade-2 passages are neither positives nor negatives, and with ``sources={"human"}`` neither are passages
+    only an LLM found relevant.
     """
 
     min_grade: int = 1
     sources: frozenset[str] | None = None
+    conflict: LabelConflict = LabelConflict.MAX
 
-    def accepts(self, judgement: Judgement) -> bool:
-        return judgement.grade >= self.min_grade and (self.sources is None or judgement.source in self.sources)
+    @classmethod
+    def from_options(
+        cls, min_grade: int = 1, sources: Iterable[str] | None = None, conflict: str = LabelConflict.MAX.value
+    ) -> LabelFilter:
+        """The filter of the training options ``min_grade``, ``sources`` (none or empty: every source) and
+        ``label_conflict``."""
+        if conflict not in {rule.value for rule in LabelConflict}:
+            choices = ", ".join(rule.value for rule in LabelConflict)
+            raise ValueError(f"label_conflict must be one of {choices}, got {conflict!r}")
+        chosen = frozenset(sources or ())
+        return cls(min_grade, chosen or None, LabelConflict(conflict))
+
+    def deciding(self, judgements: Sequence[Judgement]) -> Judgement | None:
+        """The selected judgement that decides the pair's grade, or ``None`` when no selected source judged it.
+        Ties go to the judgement read first."""
+        selected = [j for j in judgements if self.sources is None or j.source in self.sources]
+        if self.conflict is LabelConflict.PREFER_HUMAN:
+            selected = [j for j in selected if j.source == DEFAULT_SOURCE] or selected
+        if not selected:
+            return None
+        if self.conflict is LabelConflict.MIN:
+            return min(selected, key=lambda j: j.grade)
+        return max(selected, key=lambda j: j.grade)
+
+    def positive(self, judgements: Sequence[Judgement]) -> Judgement | None:
+        """The judgement that makes the pair a positive, or ``None`` when it is none."""
+        decided = self.deciding(judgements)
+        if decided is None or decided.grade <= 0 or decided.grade < self.min_grade:
+            return None
+        return decided
+
+    def __str__(self) -> str:
+        sources = ", ".join(sorted(self.sources)) if self.sources is not None else "any"
+        return f"grade >= {self.min_grade}, sources: {sources}, conflicts: {self.conflict.value}"
+
+    def record(self) -> dict[str, object]:
+        """The filter as the run manifest records it."""
+        return {
+            "min_grade": self.min_grade,
+            "sources": sorted(self.sources) if self.sources is not None else None,
+            "conflict": self.conflict.value,
+        }
 
 
 @dataclass(frozen=True)
@@ -46,47 +118,63 @@ class TrainingExample:
     hard_negatives: tuple[str, ...] = ()
 
 
-def merge_qrels(qrels_list: Iterable[Qrels]) -> Qrels:
-    """Merge judgements from several files; for a pair judged twice the higher grade wins."""
-    merged: Qrels = {}
+def merge_qrels(qrels_list: Iterable[Qrels]) -> MergedQrels:
+    """Merge judgements from several files, keeping every file's judgement of a pair (an identical repeat once)."""
+    merged: MergedQrels = {}
     for qrels in qrels_list:
         for query_id, judgements in qrels.items():
             target = merged.setdefault(query_id, {})
             for doc_id, judgement in judgements.items():
-                if doc_id not in target or judgement.grade > target[doc_id].grade:
-                    target[doc_id] = judgement
+                earlier = target.get(doc_id, ())
+                if judgement not in earlier:
+                    target[doc_id] = (*earlier, judgement)
     return merged
+
+
+def strongest_judgements(merged: MergedQrels) -> Qrels:
+    """The highest-grade judgement of every pair (first read on ties), for consumers that only ask whether a
+    passage was judged and whether any source found it relevant (e.g. mining exclusions)."""
+    return {
+        query_id: {doc_id: max(judgements, key=lambda j: j.grade) for doc_id, judgements in pairs.items()}
+        for query_id, pairs in merged.items()
+    }
 
 
 def build_examples(
     queries: Mapping[str, str],
-    qrels: Qrels,
+    qrels: MergedQrels,
     label_filter: LabelFilter = LabelFilter(),
     hard_negatives: Mapping[str, list[str]] | None = None,
 ) -> list[TrainingExample]:
     """One example per judged query that has at least one positive under ``label_filter``.
 
-    Hard negatives that are labelled passages of the query (positive or excluded) are dropped, and counted.
+    Hard negatives that are judged passages of the query (at any grade, by any source) are dropped, and counted.
     """
     examples: list[TrainingExample] = []
     without_positives = 0
     dropped_negatives = 0
-    for query_id, judgements in qrels.items():
-        relevant = [j for j in judgements.values() if j.grade > 0]
-        positives = [j for j in relevant if label_filter.accepts(j)]
+    for query_id, pairs in qrels.items():
+        positives: list[LabelledPassage] = []
+        excluded: set[str] = set()
+        for doc_id, judgements in pairs.items():
+            decided = label_filter.positive(judgements)
+            if decided is not None:
+                positives.append(LabelledPassage(doc_id, decided.grade, decided.source, judgements))
+            elif any(j.grade > 0 for j in judgements):
+                excluded.add(doc_id)
         if not positives:
             without_positives += 1
             continue
-        positives.sort(key=lambda j: -j.grade)
+        positives.sort(key=lambda p: -p.grade)
         negatives = (hard_negatives or {}).get(query_id, [])
-        kept_negatives = tuple(doc_id for doc_id in negatives if doc_id not in judgements)
+        kept_negatives = tuple(doc_id for doc_id in negatives if doc_id not in pairs)
         dropped_negatives += len(negatives) - len(kept_negatives)
         examples.append(
             TrainingExample(
                 query_id=query_id,
                 query=queries[query_id],
-                positives=tuple(LabelledPassage(j.doc_id, j.grade, j.source) for j in positives),
-                excluded=frozenset(j.doc_id for j in relevant if not label_filter.accepts(j)),
+                positives=tuple(positives),
+                excluded=frozenset(excluded),
                 hard_negatives=kept_negatives,
             )
         )

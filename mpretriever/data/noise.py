@@ -2,9 +2,11 @@
 
 :func:`inject_label_noise` replaces a share of each query's positives with false positives: random passages of
 the corpus, or *hard* ones (passages a retriever ranks high for the query, e.g. from ``mpr mine``, which look
-relevant and are the realistic failure of an LLM annotator). Replaced true positives are dropped from the qrels
-(they become unlabelled, as missed labels are); false positives carry the grade of the positive they replace and
-the source ``"noise"``, so runs can tell them apart. Seeded: the same seed gives the same noise.
+relevant and are the realistic failure of an LLM annotator). The positives are those of the training's
+:class:`~mpretriever.data.examples.LabelFilter`; every other judgement is kept, so that training with the same
+filter still ignores it. Replaced true positives are dropped from the qrels (they become unlabelled, as missed
+labels are); false positives carry the grade of the positive they replace and the source ``"noise"``, so runs can
+tell them apart. Seeded: the same seed gives the same noise.
 
 Write the result with :func:`write_qrels` and train on it with ``mpr train --qrels FILE``.
 """
@@ -17,10 +19,12 @@ from pathlib import Path
 from typing import Literal
 
 from mpretriever.data.beir import Judgement, Qrels
+from mpretriever.data.examples import LabelFilter
 from mpretriever.files import atomic_file
 
 NoiseKind = Literal["random", "hard"]
 NOISE_SOURCE = "noise"
+EVERY_POSITIVE = LabelFilter()  # grade 1 or more, from any source
 
 
 def inject_label_noise(
@@ -31,13 +35,15 @@ def inject_label_noise(
     hard_candidates: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     also_judged: Mapping[str, Collection[str]] | None = None,
+    label_filter: LabelFilter = EVERY_POSITIVE,
 ) -> Qrels:
-    """Replace ``round(share * m)`` of the ``m`` positives (grade > 0) of every query with false positives.
+    """Replace ``round(share * m)`` of the ``m`` positives of every query under ``label_filter`` with false
+    positives; the query's other judgements (grade 0, below the minimum grade, other sources) are kept.
 
     ``kind="random"`` draws them uniformly from ``corpus_ids``; ``kind="hard"`` takes them in rank order from
     ``hard_candidates[query]`` (ranked passage ids), falling back to random ones when a query has too few. A
     false positive is never a passage judged for the query (at any grade), in ``qrels`` or in ``also_judged``
-    (e.g. the judgements a grade filter removed before the noise). Judgements with grade 0 are kept.
+    (e.g. the judgements of other label files).
     """
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share must be between 0 and 1, got {share}")
@@ -49,7 +55,7 @@ def inject_label_noise(
     for query_id in sorted(qrels):
         judgements = qrels[query_id]
         rng = random.Random(f"{seed}|{query_id}")
-        positives = sorted(doc_id for doc_id, judgement in judgements.items() if judgement.grade > 0)
+        positives = sorted(doc_id for doc_id, judgement in judgements.items() if label_filter.positive((judgement,)))
         replaced = rng.sample(positives, round(share * len(positives)))
         kept = {doc_id: judgement for doc_id, judgement in judgements.items() if doc_id not in set(replaced)}
         ranked = list(hard_candidates.get(query_id, ())) if kind == "hard" and hard_candidates else []

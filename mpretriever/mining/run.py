@@ -20,7 +20,7 @@ from rich.progress import Progress
 
 from mpretriever.data.beir import BeirDataset, Qrels, load_qrels, passage_text
 from mpretriever.data.errors import DataFormatError
-from mpretriever.data.examples import merge_qrels
+from mpretriever.data.examples import merge_qrels, strongest_judgements
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.index.connection import QdrantSettings
 from mpretriever.mining.base import Miner, MiningQuery
@@ -166,7 +166,7 @@ def _load_qrels(config: MineConfig, dataset: BeirDataset) -> tuple[Qrels, list[Q
                 names.append(split)
             except DataFormatError as error:
                 logger.warning("not excluding the labels of split '%s': %s", split, error)
-    return merge_qrels(qrels), others, names
+    return strongest_judgements(merge_qrels(qrels)), others, names
 
 
 def _build_miner(config: MineConfig, dataset: BeirDataset, progress: Progress, stack: ExitStack) -> Miner:

@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from mpretriever.data.beir import BeirDataset, Qrels
+from mpretriever.data.beir import BeirDataset
 from mpretriever.data.examples import LabelFilter
 from mpretriever.data.negatives import load_negatives
 from mpretriever.data.noise import NOISE_SOURCE, inject_label_noise, write_qrels
@@ -165,18 +165,6 @@ def _mine_once(dataset: BeirDataset, split: str, selection: SelectionConfig, pat
         )
 
 
-def _kept_by(qrels: Qrels, label_filter: LabelFilter) -> Qrels:
-    """The judgements a training run with ``label_filter`` would use as positives, plus the judged negatives."""
-    return {
-        query_id: {
-            doc_id: judgement
-            for doc_id, judgement in judgements.items()
-            if judgement.grade <= 0 or label_filter.accepts(judgement)
-        }
-        for query_id, judgements in qrels.items()
-    }
-
-
 def training_labels(
     config: StudyConfig, condition: Condition, dataset: BeirDataset, directory: Path, progress: bool
 ) -> Path | None:
@@ -188,21 +176,22 @@ def training_labels(
         return path
     options = {**config.train, **condition.train}
     split = options.get("split", "train")
-    sources = options.get("sources")
-    label_filter = LabelFilter(options.get("min_grade", 1), frozenset(sources) if sources else None)
-    every_judgement = dataset.qrels(split)
-    qrels = _kept_by(every_judgement, label_filter)
+    label_filter = LabelFilter.from_options(
+        options.get("min_grade", TrainConfig.min_grade),
+        options.get("sources"),
+        options.get("label_conflict", TrainConfig.label_conflict),
+    )
     candidates = (
         _hard_candidates(config, dataset, split, directory, progress) if condition.noise.kind == "hard" else None
     )
     noisy = inject_label_noise(
-        qrels,
+        dataset.qrels(split),
         condition.noise.share,
         list(dataset.doc_index),
         kind=condition.noise.kind,
         hard_candidates=candidates,
         seed=condition.noise.seed,
-        also_judged=every_judgement,  # a passage judged at a grade the filter drops is no false positive either
+        label_filter=label_filter,
     )
     replaced = sum(j.source == NOISE_SOURCE for judgements in noisy.values() for j in judgements.values())
     logger.info(
@@ -224,6 +213,8 @@ def _train_config(
     progress: bool,
 ) -> TrainConfig:
     options = {**config.train, **condition.train}
+    if qrels_file is not None and options.get("sources"):
+        options["sources"] = [*options["sources"], NOISE_SOURCE]  # the false positives count as the true ones did
     return TrainConfig(
         data=str(dataset.root),
         output=model_dir,

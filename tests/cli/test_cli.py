@@ -10,7 +10,7 @@ import pytest
 
 from mpretriever.cli.app import main
 from mpretriever.model import RunManifest
-from tests.conftest import write_jsonl
+from tests.conftest import write_jsonl, write_qrels
 
 
 def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
@@ -127,6 +127,25 @@ def test_bad_input_gives_a_clear_message(
     assert "Traceback" not in err
     if problem == "output-exists":
         assert (output / "model.safetensors").read_text() == "keep me"
+
+
+def test_source_human_trains_on_human_positives_an_llm_graded_higher(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Every human positive of ``train`` (grade 1) is graded 2 by an LLM file: ``--source human`` keeps them all."""
+    human_rows = [line.split("\t")[:2] for line in (tiny_beir / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    llm = write_qrels(tmp_path / "llm.tsv", [(query_id, doc_id, 2) for query_id, doc_id in human_rows])
+    extra = ["--source", "human", "--extra-qrels", f"{llm}=llm", "--label-conflict", "min"]
+    code, _, err = run_cli(_tiny_args(tiny_beir, tiny_model_dir, tmp_path / "run", *extra), capsys, monkeypatch)
+    assert code == 0, err
+    manifest = RunManifest.load(tmp_path / "run")
+    assert manifest.train_samples == 12
+    assert manifest.label_filter == {
+        "min_grade": 1,
+        "sources": ["human"],
+        "conflict": "min",
+        "extra_qrels": [f"{llm}=llm"],
+    }
 
 
 def test_real_model_on_real_data(nfcorpus_sample: Path, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mpretriever.data.beir import Judgement, load_qrels
+from mpretriever.data.examples import LabelFilter
 from mpretriever.data.noise import NOISE_SOURCE, inject_label_noise, write_qrels
 
 CORPUS = [f"d{i}" for i in range(50)]
@@ -69,3 +70,17 @@ def test_passages_judged_elsewhere_are_never_false_positives() -> None:
     hard = {"q1": ["d9", "d13", "d12"]}
     noisy = inject_label_noise({"q1": QRELS["q1"]}, 0.25, small_corpus, "hard", hard, also_judged=also)
     assert {d for d, j in noisy["q1"].items() if j.source == NOISE_SOURCE} == {"d13", "d12"}
+
+
+def test_only_the_label_filters_positives_are_replaced_and_every_other_judgement_is_kept() -> None:
+    qrels = {
+        "q1": {f"d{i}": Judgement(f"d{i}", 3) for i in range(4)}
+        | {"d4": Judgement("d4", 1), "d5": Judgement("d5", 2, "llm"), "d6": Judgement("d6", 3, "llm")}
+    }
+    human_strong = LabelFilter.from_options(3, ["human"])
+    noisy = inject_label_noise(qrels, 0.5, CORPUS, seed=4, label_filter=human_strong)["q1"]
+    fakes = {d for d, j in noisy.items() if j.source == NOISE_SOURCE}
+    assert len(fakes) == 2 and not fakes & set(qrels["q1"])  # half of the 4 human grade-3 positives
+    assert len({f"d{i}" for i in range(4)} - set(noisy)) == 2
+    for kept in ("d4", "d5", "d6"):  # below the grade or of another source: still judged, so still ignored
+        assert noisy[kept] == qrels["q1"][kept]

@@ -226,3 +226,27 @@ def test_mpr_study_command_writes_the_report(tiny_beir: Path, tiny_model_dir: Pa
     assert "| lsepair |" in (output / "report.md").read_text()
     empty = CliRunner().invoke(app, ["study", str(path), "--output", str(tmp_path / "nothing"), "--report-only"])
     assert empty.exit_code != 0 and "not been evaluated" in str(empty.exception)
+
+
+def test_noisy_labels_replace_only_the_filters_positives_and_keep_the_rest_judged(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from mpretriever.data import BeirDataset, load_qrels
+    from mpretriever.data.noise import NOISE_SOURCE
+    from mpretriever.study.runner import _train_config, training_labels
+
+    noisy_strong = {"train": {"min_grade": 3, "sources": ["human"]}, "noise": {"share": 1.0, "kind": "random"}}
+    config = study_from_dict(tiny_study(tiny_beir, tiny_model_dir, conditions={"noisy-strong": noisy_strong}))
+    (condition,) = config.conditions
+    dataset = BeirDataset(tiny_beir)
+    path = training_labels(config, condition, dataset, tmp_path / "labels", progress=False)
+    noisy = load_qrels(path, dataset.queries, dataset.doc_index)
+    for query_id, judgements in dataset.qrels("train-graded").items():
+        weaker = {doc_id: judgement.grade for doc_id, judgement in judgements.items() if judgement.grade < 3}
+        # grades 1 and 2 stay judged, so that training with min_grade 3 still ignores them
+        assert {d: j.grade for d, j in noisy[query_id].items() if j.source != NOISE_SOURCE} == weaker
+        assert [j.grade for j in noisy[query_id].values() if j.source == NOISE_SOURCE] == [3]
+    train_config = _train_config(
+        config, condition, "lsepair", 1, dataset, path, None, tmp_path / "model", progress=False
+    )
+    assert train_config.sources == ["human", NOISE_SOURCE]  # the false positives count as the true ones did

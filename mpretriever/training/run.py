@@ -56,6 +56,7 @@ class TrainConfig:
     # labels
     min_grade: int = 1
     sources: list[str] | None = None
+    label_conflict: str = "max"  # see LabelConflict: which selected judgement decides when sources disagree
     extra_qrels: list[str] = field(default_factory=list)
     qrels_file: Path | None = None  # train on this qrels file instead of the dataset's qrels/<split>.tsv
     negatives: Path | None = None
@@ -157,13 +158,17 @@ def load_training_examples(config: TrainConfig, dataset: BeirDataset) -> list[Tr
         path, source = _parse_extra_qrels(spec)
         qrels.append(load_qrels(path, dataset.queries, dataset.doc_index, default_source=source))
     negatives = load_negatives(config.negatives, dataset.queries, dataset.doc_index) if config.negatives else None
-    label_filter = LabelFilter(config.min_grade, frozenset(config.sources) if config.sources else None)
+    label_filter = _label_filter(config)
     examples = build_examples(dataset.queries, merge_qrels(qrels), label_filter, negatives)
     if not examples:
         raise ValueError(f"{dataset.root}: no training query has a positive under {label_filter}")
     if config.max_queries is not None and config.max_queries < len(examples):
         examples = random.Random(config.seed).sample(examples, config.max_queries)
     return examples
+
+
+def _label_filter(config: TrainConfig) -> LabelFilter:
+    return LabelFilter.from_options(config.min_grade, config.sources, config.label_conflict)
 
 
 def _index(example: TrainingExample, doc_index: dict[str, int]) -> IndexedExample:
@@ -259,6 +264,7 @@ def train(
         "resume_from",
         "min_grade",
         "sources",
+        "label_conflict",
         "extra_qrels",
         "normalize_loss",
         "positive_agg",
@@ -279,7 +285,7 @@ def train(
         "loss_options": {key: value for key, value in loss_options.items() if value is not None},
         "dataset": str(dataset.root),
         "split": str(config.qrels_file) if config.qrels_file else config.split,
-        "label_filter": {"min_grade": config.min_grade, "sources": config.sources, "extra_qrels": config.extra_qrels},
+        "label_filter": {**_label_filter(config).record(), "extra_qrels": config.extra_qrels},
         "hyperparameters": hyperparameters,
         "train_samples": len(examples),
     }

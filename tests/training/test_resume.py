@@ -131,17 +131,19 @@ def test_a_removal_killed_halfway_leaves_nothing_resumable(
 ) -> None:
     output = copy_of(checkpointed, tmp_path / "run").output
     removed: list[str] = []
+    rmtree = shutil.rmtree
 
     def rmtree_then_die(path: Path) -> None:
+        """The first directory is removed, the process dies at the second."""
         if removed:
             raise RuntimeError("killed")
         removed.append(Path(path).name)
-        shutil.rmtree(path)
+        rmtree(path)
 
     monkeypatch.setattr(checkpoints.shutil, "rmtree", rmtree_then_die)
     with pytest.raises(RuntimeError, match="killed"):
         remove_run(output)
-    assert last_complete_checkpoint(output) is None
+    assert len(removed) == 1 and last_complete_checkpoint(output) is None
     assert is_training_run(output)  # the next --overwrite finishes the job
     monkeypatch.undo()
     remove_run(output)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from haystack import Document
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -12,8 +12,9 @@ MAX_QUESTION_CHARS = 2000
 
 FILTERS_DESCRIPTION = (
     'Haystack metadata filter, e.g. `{"field": "meta.title", "operator": "==", "value": "Statins"}` or '
-    '`{"operator": "AND", "conditions": [...]}`. Fields: `id`, `content` and `meta.<name>` for the meta fields '
-    "the collection's documents have."
+    '`{"operator": "AND", "conditions": [...]}`. Fields: `id`, `content` and `meta.<name>`; a meta field no '
+    "document has matches nothing. At most `MPR_MAX_FILTER_CONDITIONS` comparisons (default 100), nested at most "
+    "`MPR_MAX_FILTER_DEPTH` deep (default 5)."
 )
 
 
@@ -62,7 +63,9 @@ class QueryResponse(BaseModel):
 
 
 class QdrantStatus(BaseModel):
-    location: str
+    """The state of the Qdrant connection; ``detail`` says what is wrong, without paths or URLs."""
+
+    mode: Literal["server", "embedded"] = Field(description="A Qdrant server or an embedded Qdrant directory.")
     reachable: bool
     collection: str
     points: int | None = None

@@ -1,19 +1,28 @@
 """Searching the collection from many threads through one ``MPRetriever``, and surviving Qdrant outages.
 
-The retriever is connected on first use (or at start-up). A connection error while searching drops it: requests
-still running on it finish (and fail), it is closed once the last one is done, and the next request connects a new
-one, so the service recovers without a restart when Qdrant comes back. While Qdrant is unreachable a new connection
-is tried at most once per ``reconnect_interval_s``; requests in between fail at once with the last error.
+The retriever connects at start-up (or on first use). A connection error while searching drops the connection:
+requests still running on it finish (and fail), and once the last one is done the next request reconnects, so the
+service recovers without a restart when Qdrant comes back. Reconnecting opens a new Qdrant client only: the encoder
+stays loaded, and the connection is made outside the lock, so that no other request (nor ``/health``) waits for it:
+while one request connects, the others get a 503 at once. While Qdrant is unreachable a new connection is tried at
+most once per ``reconnect_interval_s``; requests in between fail at once with the last error.
+
+Filters are checked for their shape and size, not against the documents' fields: a comparison on a meta field no
+document has matches nothing, as in every Haystack document store. (Knowing every field would need a scan of the
+whole collection, and the list would be wrong again as soon as documents with a new field are indexed.)
 
 The same code serves a Qdrant server and an embedded Qdrant directory: only the ``QdrantSettings`` differ.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import reprlib
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +38,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from mpretriever.haystack.retriever import MPRetriever
 from mpretriever.index.connection import QdrantUnavailableError
+from mpretriever.service.errors import public_message
 from mpretriever.service.schemas import QdrantStatus
 from mpretriever.service.settings import ServiceSettings
 
@@ -36,70 +46,103 @@ logger = logging.getLogger(__name__)
 
 QDRANT_ERRORS = (ResponseHandlingException, UnexpectedResponse, httpx.TransportError, ConnectionError, TimeoutError)
 TOP_LEVEL_FIELDS = ("id", "content")
-META_SAMPLE_SIZE = 256
+META_PREFIX = "meta."
 RECONNECT_INTERVAL_S = 1.0
 
 
 class ServiceUnavailableError(RuntimeError):
-    """Qdrant or the collection cannot serve queries now (HTTP 503)."""
+    """Qdrant or the collection cannot serve queries now (HTTP 503). The message is fit for clients."""
 
     def __init__(self, message: str, qdrant_reachable: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(public_message(message))
         self.qdrant_reachable = qdrant_reachable
 
 
 class InvalidFilterError(ValueError):
-    """A malformed filter, or one on a field the collection's documents lack (HTTP 422)."""
+    """A malformed filter, or one over the service's limits (HTTP 422)."""
 
 
-def filter_fields(filters: Any) -> set[str]:
-    """The document fields a Haystack filter compares; :class:`InvalidFilterError` when it is not shaped like one."""
-    if not isinstance(filters, dict):
-        raise InvalidFilterError(f"malformed filter: expected an object, got {filters!r}")
-    operator = filters.get("operator")
-    if operator in LOGICAL_OPERATORS:
-        conditions = filters.get("conditions")
-        if not isinstance(conditions, list) or not conditions:
-            raise InvalidFilterError(f"malformed filter: '{operator}' needs 'conditions', a non-empty list of filters")
-        return set().union(*(filter_fields(condition) for condition in conditions))
-    if not isinstance(filters.get("field"), str):
-        raise InvalidFilterError(
-            f"malformed filter: a comparison needs 'field' (a name), 'operator' and 'value', got {filters}"
-        )
-    return {filters["field"]}
+class SearchFailedError(RuntimeError):
+    """Qdrant refused a search the service built from a valid request, e.g. a query vector of another dimension
+    than the collection's (HTTP 502): a fault of the deployment, not of the request."""
 
 
-def check_filter(filters: dict[str, Any], known_fields: Collection[str] | None = None) -> None:
-    """Raise :class:`InvalidFilterError` unless ``filters`` is a Haystack filter that Qdrant can run, on fields
-    among ``known_fields`` (when given)."""
-    fields = filter_fields(filters)
+def check_filter(filters: Any, max_conditions: int, max_depth: int) -> None:
+    """Raise :class:`InvalidFilterError` unless ``filters`` is a Haystack filter that Qdrant can run, of at most
+    ``max_conditions`` comparisons nested at most ``max_depth`` deep (a lone comparison is depth 1), on the fields
+    ``id``, ``content`` or ``meta.<name>``, with finite numbers and valid Unicode text."""
+    comparisons = 0
+    pending: list[tuple[Any, int]] = [(filters, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > max_depth:
+            raise InvalidFilterError(
+                f"filter nested deeper than the limit of {max_depth} levels (MPR_MAX_FILTER_DEPTH)"
+            )
+        if not isinstance(node, dict):
+            raise InvalidFilterError(f"malformed filter: expected an object, got {type(node).__name__}")
+        operator = node.get("operator")
+        if operator in LOGICAL_OPERATORS:
+            conditions = node.get("conditions")
+            if not isinstance(conditions, list) or not conditions:
+                raise InvalidFilterError(
+                    f"malformed filter: '{operator}' needs 'conditions', a non-empty list of filters"
+                )
+            pending.extend((condition, depth + 1) for condition in conditions)
+            continue
+        comparisons += 1
+        if comparisons > max_conditions:
+            raise InvalidFilterError(
+                f"filter has more than the limit of {max_conditions} comparisons (MPR_MAX_FILTER_CONDITIONS)"
+            )
+        _check_comparison(node)
     try:
         convert_filters_to_qdrant(filters)
     except ValidationError as error:  # a value of the wrong type for the operator
         detail = error.errors(include_url=False)[0]
-        raise InvalidFilterError(f"malformed filter: {detail['msg']}: {detail['input']!r}") from error
+        raise InvalidFilterError(f"malformed filter: {detail['msg']}: {reprlib.repr(detail['input'])}") from error
     except (FilterError, ValueError, TypeError) as error:
-        raise InvalidFilterError(f"malformed filter: {error}") from error
-    unknown = sorted(fields - set(known_fields)) if known_fields is not None else []
-    if unknown:
-        known = ", ".join(sorted(known_fields or ()))
-        raise InvalidFilterError(f"unknown filter field {', '.join(map(repr, unknown))}: the documents have {known}")
+        raise InvalidFilterError(public_message(f"malformed filter: {error}")) from error
+
+
+def _check_comparison(comparison: dict[str, Any]) -> None:
+    field = comparison.get("field")
+    if not isinstance(field, str):
+        raise InvalidFilterError("malformed filter: a comparison needs 'field' (a name), 'operator' and 'value'")
+    if not _is_unicode(field) or (field not in TOP_LEVEL_FIELDS and not field.startswith(META_PREFIX)):
+        raise InvalidFilterError(
+            f"unknown filter field {reprlib.repr(field)}: filter on id, content or {META_PREFIX}<name>"
+        )
+    value = comparison.get("value")
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidFilterError(f"malformed filter: the value of {reprlib.repr(field)} is not a finite number")
+        if isinstance(item, str) and not _is_unicode(item):
+            raise InvalidFilterError(f"malformed filter: the value of {reprlib.repr(field)} is not valid Unicode text")
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be encoded (JSON parsers accept lone surrogates such as ``"\\ud800"``)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _qdrant_reason(error: UnexpectedResponse) -> str:
+    """The reason Qdrant gives in the body of an error response."""
+    try:
+        return str(json.loads(error.content)["status"]["error"])
+    except (ValueError, KeyError, TypeError):
+        return error.content.decode(errors="replace")
 
 
 @dataclass
 class _Connection:
-    """A connected retriever, the fields of its collection's documents, and the requests using it."""
+    """One Qdrant client of the retriever, from connecting until it fails."""
 
-    retriever: MPRetriever
-    fields: frozenset[str]
-    users: int = 0
-    dropped: bool = False
-
-    @property
-    def client(self) -> QdrantClient:
-        client = self.retriever.client
-        assert client is not None
-        return client
+    client: QdrantClient
 
 
 class CollectionSearch:
@@ -108,83 +151,93 @@ class CollectionSearch:
     def __init__(self, settings: ServiceSettings, reconnect_interval_s: float = RECONNECT_INTERVAL_S) -> None:
         self.settings = settings
         self.reconnect_interval_s = reconnect_interval_s
-        self._lock = threading.Lock()
-        self._connection: _Connection | None = None
-        self._last_failure: tuple[float, ServiceUnavailableError] | None = None
-
-    @property
-    def location(self) -> str:
-        return self.settings.qdrant.location
-
-    def _connect(self) -> _Connection:
-        qdrant = self.settings.qdrant
-        retriever = MPRetriever(
-            collection=self.settings.collection,
-            model=self.settings.model,
+        qdrant = settings.qdrant
+        self._retriever = MPRetriever(
+            collection=settings.collection,
+            model=settings.model,
             qdrant_path=qdrant.path,
             qdrant_url=qdrant.url,
             api_key=Secret.from_token(qdrant.api_key) if qdrant.api_key else None,
-            backend=self.settings.backend,
+            backend=settings.backend,
             timeout=qdrant.timeout,
         )
-        try:
-            retriever.warm_up()
-        except QdrantUnavailableError as error:
-            raise ServiceUnavailableError(str(error)) from error
-        except (ValueError, OSError, *QDRANT_ERRORS) as error:  # no such collection, no model, another model
-            raise ServiceUnavailableError(
-                f"cannot search collection '{self.settings.collection}' in {self.location}: {error}",
-                qdrant_reachable=True,
-            ) from error
-        connection = _Connection(retriever, frozenset())
-        try:
-            connection.fields = self._document_fields(connection.client)
-        except QDRANT_ERRORS as error:
-            retriever.close()
-            raise ServiceUnavailableError(f"lost the connection to {self.location}: {error}") from error
-        logger.info("searching collection '%s' in %s", self.settings.collection, self.location)
-        return connection
+        self._lock = threading.Lock()
+        self._connection: _Connection | None = None
+        self._connecting = False
+        self._users = 0  # requests holding a lease, on the current connection or on one that failed
+        self._last_failure: tuple[float, ServiceUnavailableError] | None = None
 
-    def _document_fields(self, client: QdrantClient) -> frozenset[str]:
-        """``id``, ``content`` and ``meta.<name>`` for the meta fields of the first documents of the collection."""
-        points, _ = client.scroll(
-            self.settings.collection, limit=META_SAMPLE_SIZE, with_payload=["meta"], with_vectors=False
-        )
-        names = {name for point in points for name in ((point.payload or {}).get("meta") or {})}
-        return frozenset([*TOP_LEVEL_FIELDS, *(f"meta.{name}" for name in names)])
+    @property
+    def mode(self) -> str:
+        return "server" if self.settings.qdrant.url else "embedded"
+
+    def _connect(self) -> _Connection:
+        """A new client for the retriever (whose encoder is loaded once and kept). Called outside the lock, by one
+        thread at a time, while no request uses the retriever."""
+        collection = self.settings.collection
+        self._retriever.disconnect()
+        try:
+            self._retriever.warm_up()
+        except QdrantUnavailableError as error:
+            logger.warning("%s", error)
+            raise ServiceUnavailableError(f"cannot reach Qdrant: {error.__cause__ or error}") from error
+        except (ValueError, OSError, *QDRANT_ERRORS) as error:  # no such collection, no model, another model
+            logger.warning("cannot search collection '%s' in %s: %s", collection, self.settings.qdrant.location, error)
+            raise ServiceUnavailableError(
+                f"cannot search collection '{collection}': {error}", qdrant_reachable=True
+            ) from error
+        client = self._retriever.client
+        assert client is not None
+        logger.info("searching collection '%s' in %s", collection, self.settings.qdrant.location)
+        return _Connection(client)
 
     @contextmanager
     def _lease(self) -> Iterator[_Connection]:
-        """The current connection (made if needed), kept open while the caller uses it."""
+        """The current connection (made if needed and possible now), kept open while the caller uses it."""
         with self._lock:
-            if self._connection is None:
-                if self._last_failure and time.monotonic() - self._last_failure[0] < self.reconnect_interval_s:
+            connection = self._connection
+            if connection is None:
+                if self._connecting:
+                    raise ServiceUnavailableError("connecting to Qdrant; retry shortly")
+                recent = self._last_failure and time.monotonic() - self._last_failure[0] < self.reconnect_interval_s
+                if self._last_failure and (recent or self._users):  # users: requests still on a failed connection
                     last = self._last_failure[1]
                     raise ServiceUnavailableError(str(last), last.qdrant_reachable)
-                try:
-                    self._connection = self._connect()
-                except ServiceUnavailableError as error:
-                    self._last_failure = (time.monotonic(), error)
-                    raise
-                self._last_failure = None
-            connection = self._connection
-            connection.users += 1
+                self._connecting = True
+            else:
+                self._users += 1
+        if connection is None:
+            connection = self._reconnect()
         try:
             yield connection
         finally:
             with self._lock:
-                connection.users -= 1
-                if connection.dropped and connection.users == 0:
-                    connection.retriever.close()
+                self._users -= 1
+
+    def _reconnect(self) -> _Connection:
+        """Connect, outside the lock; the new connection comes leased to the caller."""
+        try:
+            connection = self._connect()
+        except ServiceUnavailableError as error:
+            with self._lock:
+                self._connecting = False
+                self._last_failure = (time.monotonic(), error)
+            raise
+        with self._lock:
+            self._connecting = False
+            self._connection, self._last_failure = connection, None
+            self._users += 1
+        return connection
 
     def _drop(self, connection: _Connection, error: Exception) -> ServiceUnavailableError:
-        """Forget a connection that failed (it is closed when its last user is done); the error to raise."""
+        """Forget a connection that failed (the next request after its last user reconnects); the error to raise."""
+        unavailable = ServiceUnavailableError(f"lost the connection to Qdrant: {error}")
         with self._lock:
             if self._connection is connection:
-                logger.warning("lost the connection to %s: %s; reconnecting on the next request", self.location, error)
+                logger.warning("lost the connection to %s: %s; reconnecting", self.settings.qdrant.location, error)
                 self._connection = None
-            connection.dropped = True
-        return ServiceUnavailableError(f"lost the connection to {self.location}: {error}")
+                self._last_failure = (time.monotonic(), unavailable)
+        return unavailable
 
     def connect(self) -> None:
         """Connect now (at start-up) rather than on the first request; raises :class:`ServiceUnavailableError`."""
@@ -194,32 +247,36 @@ class CollectionSearch:
     def search(self, query: str, top_k: int, filters: dict[str, Any] | None = None) -> list[Document]:
         """The ``top_k`` best documents for ``query``, best first.
 
-        :raises InvalidFilterError: a malformed filter, or one on a field the documents lack.
+        :raises InvalidFilterError: a malformed filter, or one over the limits of the settings.
         :raises ServiceUnavailableError: Qdrant is unreachable or the collection cannot be searched.
+        :raises SearchFailedError: Qdrant refused the search (e.g. the collection's vectors have another dimension).
         """
         if filters:
-            check_filter(filters)
+            check_filter(filters, self.settings.max_filter_conditions, self.settings.max_filter_depth)
         with self._lease() as connection:
-            if filters:
-                check_filter(filters, connection.fields)
             try:
-                return connection.retriever.run(query=query, top_k=top_k, filters=filters)["documents"]
+                return self._retriever.run(query=query, top_k=top_k, filters=filters or None)["documents"]
             except UnexpectedResponse as error:
                 if error.status_code == 400:
-                    detail = error.content.decode(errors="replace")
-                    raise InvalidFilterError(f"Qdrant refused the query: {detail}") from error
+                    raise self._refused(_qdrant_reason(error)) from error
                 raise self._drop(connection, error) from error
             except QDRANT_ERRORS as error:
                 raise self._drop(connection, error) from error
+            except ValueError as error:  # what an embedded Qdrant raises where a server answers 400
+                raise self._refused(str(error)) from error
+
+    def _refused(self, reason: str) -> SearchFailedError:
+        logger.error("Qdrant refused a search of collection '%s': %s", self.settings.collection, reason)
+        return SearchFailedError(public_message(f"Qdrant refused the search: {reason}"))
 
     def status(self) -> QdrantStatus:
         """Whether Qdrant answers, and how many points the collection holds."""
-        status = QdrantStatus(location=self.location, reachable=False, collection=self.settings.collection)
+        status = QdrantStatus(mode=self.mode, reachable=False, collection=self.settings.collection)
         try:
             with self._lease() as connection:
                 try:
                     status.points = connection.client.get_collection(self.settings.collection).points_count
-                except QDRANT_ERRORS as error:
+                except (*QDRANT_ERRORS, ValueError) as error:  # ValueError: an embedded Qdrant lost the collection
                     raise self._drop(connection, error) from error
         except ServiceUnavailableError as error:
             status.reachable, status.detail = error.qdrant_reachable, str(error)
@@ -229,8 +286,5 @@ class CollectionSearch:
 
     def close(self) -> None:
         with self._lock:
-            connection, self._connection = self._connection, None
-            if connection is not None:
-                connection.dropped = True
-                if connection.users == 0:
-                    connection.retriever.close()
+            self._connection = None
+        self._retriever.close()

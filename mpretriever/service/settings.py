@@ -1,5 +1,7 @@
 """The service's configuration, read from environment variables (documented in the repository's ``.env.example``).
 
+- ``MPR_HOST``, ``MPR_PORT``: where the service listens (default 127.0.0.1, 8000).
+
 - ``MPR_COLLECTION``: the Qdrant collection to search (default ``nfcorpus``).
 - ``MPR_QDRANT_URL``: URL of a Qdrant server; unset: the embedded Qdrant in ``MPR_QDRANT_PATH``
   (default ``qdrant_data``).
@@ -11,7 +13,11 @@
   pipelines directory (``rag.yml``, the default, or ``rag-openai.yml``), a path, or ``none`` (no answers).
 - ``MPR_RAG_OVERRIDES``: ``;``-separated ``component.param=value`` overrides of that pipeline, e.g.
   ``generator.model=my-model``.
-- ``MPR_THREADS``: threads running retrieval and generation (default 4).
+- ``MPR_THREADS``: threads running retrieval (default 4); answers are written on a thread of their own.
+- ``MPR_GENERATION_QUEUE``: questions that may wait for the generator (default 8); more get a 503.
+- ``MPR_MAX_REQUEST_BYTES``: largest request body (default 65536); a larger one gets a 413.
+- ``MPR_MAX_FILTER_CONDITIONS``: most comparisons in one filter (default 100); more get a 422.
+- ``MPR_MAX_FILTER_DEPTH``: deepest nesting of a filter, a lone comparison being 1 (default 5); deeper gets a 422.
 """
 
 from __future__ import annotations
@@ -26,9 +32,15 @@ from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PAT
 from mpretriever.model.onnx_backend import Backend
 from mpretriever.pipelines import parse_override, pipeline_file
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 DEFAULT_COLLECTION = "nfcorpus"
 DEFAULT_RAG_PIPELINE = "rag.yml"
 DEFAULT_THREADS = 4
+DEFAULT_GENERATION_QUEUE = 8
+DEFAULT_MAX_REQUEST_BYTES = 65536
+DEFAULT_MAX_FILTER_CONDITIONS = 100
+DEFAULT_MAX_FILTER_DEPTH = 5
 NO_PIPELINE = "none"
 
 
@@ -43,12 +55,17 @@ class ServiceSettings:
     rag_pipeline: str | None = DEFAULT_RAG_PIPELINE
     rag_overrides: dict[str, Any] = field(default_factory=dict)
     threads: int = DEFAULT_THREADS
+    generation_queue: int = DEFAULT_GENERATION_QUEUE
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_filter_conditions: int = DEFAULT_MAX_FILTER_CONDITIONS
+    max_filter_depth: int = DEFAULT_MAX_FILTER_DEPTH
 
     def __post_init__(self) -> None:
         if self.backend not in get_args(Backend):
             raise ValueError(f"backend must be one of {', '.join(get_args(Backend))}, got {self.backend!r}")
-        if self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        for name in ("threads", "generation_queue", "max_request_bytes", "max_filter_conditions", "max_filter_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -68,6 +85,10 @@ class ServiceSettings:
             rag_pipeline=rag_pipeline_setting(env.get("MPR_RAG_PIPELINE", DEFAULT_RAG_PIPELINE)),
             rag_overrides=dict(parse_override(item) for item in overrides),
             threads=_integer(env, "MPR_THREADS", DEFAULT_THREADS),
+            generation_queue=_integer(env, "MPR_GENERATION_QUEUE", DEFAULT_GENERATION_QUEUE),
+            max_request_bytes=_integer(env, "MPR_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES),
+            max_filter_conditions=_integer(env, "MPR_MAX_FILTER_CONDITIONS", DEFAULT_MAX_FILTER_CONDITIONS),
+            max_filter_depth=_integer(env, "MPR_MAX_FILTER_DEPTH", DEFAULT_MAX_FILTER_DEPTH),
         )
 
     def rag_pipeline_path(self) -> Path | None:
@@ -76,6 +97,12 @@ class ServiceSettings:
             return None
         path = Path(self.rag_pipeline)
         return path if len(path.parts) > 1 or path.is_file() else pipeline_file(self.rag_pipeline)
+
+
+def listen_address_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """Where the service listens: ``MPR_HOST`` (default 127.0.0.1) and ``MPR_PORT`` (default 8000)."""
+    env = {key: value for key, value in (os.environ if environ is None else environ).items() if value.strip()}
+    return env.get("MPR_HOST", DEFAULT_HOST), _integer(env, "MPR_PORT", DEFAULT_PORT)
 
 
 def rag_pipeline_setting(value: str) -> str | None:

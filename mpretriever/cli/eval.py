@@ -16,9 +16,11 @@ from mpretriever.cli.options import (
     ApiKeyEnv,
     BackendOption,
     EncoderBackend,
+    PassageMaxLength,
     QdrantPath,
     QdrantTimeout,
     QdrantUrl,
+    QueryMaxLength,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +60,8 @@ def notes(report: EvalReport) -> list[str]:
     lines = [
         f"{report.queries} queries evaluated{sample}; {report.without_relevant} of the {report.judged_queries} "
         "judged queries have no relevant document and are excluded from the means, as in BEIR",
-        f"top-k {report.top_k}, backend {report.backend}, passage length {report.passage_max_length} tokens, "
+        f"top-k {report.top_k}, backend {report.backend}, query length {report.query_max_length} tokens, "
+        f"passage length {report.passage_max_length} tokens, "
         f"corpus of {report.corpus_documents} documents"
         + (f", corpus embeddings {report.embeddings}" if report.embeddings else ""),
     ]
@@ -157,14 +160,6 @@ def eval_command(
         "corpus), so a corpus is encoded once per model.",
         rich_help_panel=SEARCH,
     ),
-    passage_max_length: int | None = typer.Option(
-        None,
-        min=1,
-        help="Exact search: embed passages with this many tokens instead of the model's passage length (128 for "
-        "the packaged all-MiniLM-L6-v2 and, unless set at training, for mpretriever runs; BEIR's published "
-        "all-MiniLM-L6-v2 numbers use 256).",
-        rich_help_panel=SEARCH,
-    ),
     batch_size: int = typer.Option(64, min=1, help="Texts per forward pass.", rich_help_panel=SEARCH),
     workers: int | None = typer.Option(
         None, min=1, help="Corpus-encoding processes (default as for mpr index).", rich_help_panel=SEARCH
@@ -193,6 +188,8 @@ def eval_command(
         rich_help_panel=QA,
     ),
     backend: BackendOption = EncoderBackend.torch,
+    query_max_length: QueryMaxLength = None,
+    passage_max_length: PassageMaxLength = None,
     qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,
     qdrant_url: QdrantUrl = None,
     api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
@@ -238,6 +235,7 @@ def eval_command(
         workers=workers,
         max_queries=max_queries,
         seed=seed,
+        query_max_length=query_max_length,
         passage_max_length=passage_max_length,
         output=output,
         overwrite=overwrite,

@@ -14,9 +14,11 @@ from mpretriever.cli.options import (
     ApiKeyEnv,
     BackendOption,
     EncoderBackend,
+    PassageMaxLength,
     QdrantPath,
     QdrantTimeout,
     QdrantUrl,
+    QueryMaxLength,
 )
 from mpretriever.data.beir import BeirDataset
 from mpretriever.data.resolve import resolve_dataset
@@ -53,6 +55,8 @@ def index_command(
         "another model; without it a model or dimension mismatch is refused.",
     ),
     backend: BackendOption = EncoderBackend.torch,
+    passage_max_length: PassageMaxLength = None,
+    query_max_length: QueryMaxLength = None,
     qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,
     qdrant_url: QdrantUrl = None,
     api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
@@ -62,7 +66,8 @@ def index_command(
 
     Re-running adds nothing twice (point ids derive from document ids) and an interrupted run resumes, writing
     only what is missing. The model's manifest is stored with the collection, so `mpr search` and the Haystack
-    retriever embed queries the same way.
+    retriever embed queries the same way. The collection records the passage length (resuming with another is
+    refused) and the query length its searches use unless they ask for another (--query-max-length here).
 
     Example: `mpr index --data nfcorpus --model runs/nf-lsepair --collection nfcorpus-lsepair`
     """
@@ -72,7 +77,9 @@ def index_command(
     if max_docs is not None:
         corpus = corpus.select(range(min(max_docs, len(corpus))))
     name = collection or dataset.name
-    encoder = BiEncoder.from_pretrained(model, backend=backend.value)
+    encoder = BiEncoder.from_pretrained(
+        model, backend=backend.value, query_max_length=query_max_length, passage_max_length=passage_max_length
+    )
     settings = QdrantSettings.from_env(path=qdrant_path, url=qdrant_url, api_key_env=api_key_env, timeout=timeout)
     client = settings.connect()
     try:

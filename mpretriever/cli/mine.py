@@ -15,9 +15,11 @@ from mpretriever.cli.options import (
     ApiKeyEnv,
     BackendOption,
     EncoderBackend,
+    PassageMaxLength,
     QdrantPath,
     QdrantTimeout,
     QdrantUrl,
+    QueryMaxLength,
 )
 from mpretriever.index.connection import QdrantSettings
 from mpretriever.mining.run import MineConfig, MiningOutcome, mine
@@ -129,6 +131,8 @@ def mine_command(
         rich_help_panel=MINER,
     ),
     backend: BackendOption = EncoderBackend.torch,
+    query_max_length: QueryMaxLength = None,
+    passage_max_length: PassageMaxLength = None,
     skip_top: int = typer.Option(
         0,
         min=0,
@@ -206,6 +210,8 @@ def mine_command(
         batch_size=batch_size,
         workers=workers,
         backend=backend.value,
+        query_max_length=query_max_length,
+        passage_max_length=passage_max_length,
         overwrite=overwrite,
     )
     console = Console(stderr=True)

@@ -1,4 +1,4 @@
-"""Options shared by several commands: the Qdrant connection and the encoder's inference backend."""
+"""Options shared by several commands: the Qdrant connection, the encoder's inference backend and lengths."""
 
 from __future__ import annotations
 
@@ -48,6 +48,26 @@ BackendOption = Annotated[
     ),
 ]
 
+ENCODER = "Encoder"
+QueryMaxLength = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Cut queries to this many tokens. Default: the model's maximum sequence length (256 for the packaged "
+        "all-MiniLM-L6-v2; a trained run keeps its base model's), or the query length a searched collection "
+        "records. How many queries were cut is logged.",
+        rich_help_panel=ENCODER,
+    ),
+]
+PassageMaxLength = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Cut passages to this many tokens. Default: the model's maximum sequence length (256 for the "
+        "packaged all-MiniLM-L6-v2; a trained run keeps its base model's). How many passages were cut is logged.",
+        rich_help_panel=ENCODER,
+    ),
+]
 
 __all__ = [
     "DEFAULT_API_KEY_ENV",
@@ -56,7 +76,9 @@ __all__ = [
     "ApiKeyEnv",
     "BackendOption",
     "EncoderBackend",
+    "PassageMaxLength",
     "QdrantPath",
     "QdrantTimeout",
     "QdrantUrl",
+    "QueryMaxLength",
 ]

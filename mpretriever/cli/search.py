@@ -16,6 +16,7 @@ from mpretriever.cli.options import (
     QdrantPath,
     QdrantTimeout,
     QdrantUrl,
+    QueryMaxLength,
 )
 from mpretriever.haystack.retriever import MPRetriever
 from mpretriever.index.connection import QdrantSettings
@@ -28,6 +29,7 @@ def search_command(
     top_k: int = typer.Option(10, min=1, max=1000, help="Number of passages to show."),
     excerpt: int = typer.Option(160, help="Characters of each passage to show."),
     backend: BackendOption = EncoderBackend.torch,
+    query_max_length: QueryMaxLength = None,
     qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,
     qdrant_url: QdrantUrl = None,
     api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
@@ -48,6 +50,7 @@ def search_command(
         top_k=top_k,
         backend=backend.value,
         timeout=timeout,
+        query_max_length=query_max_length,
     )
     try:
         documents = retriever.run(query=query)["documents"]

@@ -72,8 +72,10 @@ class EvalConfig:
     all-MiniLM-L6-v2, or with ``collection`` the model the collection records). Search is exact unless
     ``collection`` is given; ``exact=True`` with a collection runs both. ``measures``: names for
     :func:`~mpretriever.evaluation.metrics.parse_measures`; ``top_k`` hits are retrieved per query and must reach
-    the deepest cutoff. ``max_queries`` evaluates a random sample (``seed``) of the queries. ``passage_max_length``
-    overrides the model's passage length for exact search. ``output``: a directory for the run files, per-query
+    the deepest cutoff. ``max_queries`` evaluates a random sample (``seed``) of the queries. Queries and passages
+    are embedded up to the model's maximum sequence length unless ``query_max_length`` or ``passage_max_length``
+    (exact search alone) ask for less; with a collection, both searches use the collection's passage length and,
+    unless ``query_max_length`` is given, its query length. ``output``: a directory for the run files, per-query
     values and ``metrics.json``; existing files there are replaced only with ``overwrite``. ``cache=False``
     encodes the corpus even when its embeddings are cached (and does not store them).
     """
@@ -91,6 +93,7 @@ class EvalConfig:
     workers: int | None = None
     max_queries: int | None = None
     seed: int = 0
+    query_max_length: int | None = None
     passage_max_length: int | None = None
     output: Path | None = None
     overwrite: bool = False
@@ -156,6 +159,7 @@ class EvalReport:
     sampled: bool
     results: list[ModeResult]
     collection: str | None = None
+    query_max_length: int | None = None
     corpus_documents: int = 0
     embeddings: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -179,6 +183,7 @@ class EvalReport:
             "model": self.model,
             "model_fingerprint": self.fingerprint,
             "backend": self.backend,
+            "query_max_length": self.query_max_length,
             "passage_max_length": self.passage_max_length,
             "dataset": self.dataset,
             "dataset_path": self.dataset_path,
@@ -259,8 +264,10 @@ def search_exact(
     query_ids: Sequence[str],
     progress: Progress,
     timings: dict[str, float],
+    lengths: dict[str, int | None],
 ) -> tuple[dict[str, list[Hit]], dict[str, Any]]:
-    """Encode (or read from the cache) the corpus with ``model`` and rank it exactly for ``query_ids``.
+    """Encode (or read from the cache) the corpus with ``model`` at ``lengths`` (``query_max_length``,
+    ``passage_max_length``; ``None``: the model's maximum) and rank it exactly for ``query_ids``.
 
     Returns the run and what the report needs to know about the encoder (fingerprint, passage length, whether
     the embeddings came from the cache).
@@ -269,7 +276,7 @@ def search_exact(
     from mpretriever.search.embeddings import EmbeddingCache
     from mpretriever.search.exact import ExactIndex
 
-    encoder = BiEncoder.from_pretrained(model, backend=config.backend, passage_max_length=config.passage_max_length)
+    encoder = BiEncoder.from_pretrained(model, backend=config.backend, **lengths)
     corpus = dataset.corpus
     cache = EmbeddingCache(config.cache_dir) if config.cache else None
     started = time.perf_counter()
@@ -287,18 +294,20 @@ def search_exact(
     started = time.perf_counter()
     task = progress.add_task("searching (exact)", total=len(query_ids))
     run: dict[str, list[Hit]] = {}
-    for start in range(0, len(query_ids), QUERY_BATCH):
-        batch = query_ids[start : start + QUERY_BATCH]
-        texts = [dataset.queries[query_id] for query_id in batch]
-        for query_id, hits in zip(batch, index.search(texts, config.top_k), strict=True):
-            run[query_id] = hits
-        progress.update(task, advance=len(batch))
+    with encoder.counting_truncation("query"):
+        for start in range(0, len(query_ids), QUERY_BATCH):
+            batch = query_ids[start : start + QUERY_BATCH]
+            texts = [dataset.queries[query_id] for query_id in batch]
+            for query_id, hits in zip(batch, index.search(texts, config.top_k), strict=True):
+                run[query_id] = hits
+            progress.update(task, advance=len(batch))
     timings["search_exact"] = time.perf_counter() - started
     origin = (
         "encoded (cache off)" if cache is None else ("read from the cache" if cache.hits else "encoded, now cached")
     )
     return run, {
         "fingerprint": encoder.fingerprint(),
+        "query_max_length": encoder.config.query_max_length,
         "passage_max_length": encoder.config.passage_max_length,
         "embeddings": origin,
     }
@@ -311,9 +320,10 @@ def search_qdrant(
     query_ids: Sequence[str],
     progress: Progress,
     timings: dict[str, float],
-) -> dict[str, list[Hit]]:
+) -> tuple[dict[str, list[Hit]], int]:
     """Rank ``query_ids`` through the collection with :class:`~mpretriever.haystack.MPRetriever`, which embeds
-    each query with ``model`` and refuses a collection indexed with another one."""
+    each query with ``model`` and refuses a collection indexed with another one. Returns the run and the query
+    length used."""
     from haystack.utils import Secret
 
     from mpretriever.haystack.retriever import MPRetriever
@@ -328,20 +338,25 @@ def search_qdrant(
         top_k=config.top_k,
         backend=config.backend,
         timeout=settings.timeout,
+        query_max_length=config.query_max_length,
     )
     run: dict[str, list[Hit]] = {}
     started = time.perf_counter()
     try:
         retriever.warm_up()
+        encoder = retriever.encoder
+        assert encoder is not None
         task = progress.add_task("searching (Qdrant)", total=len(query_ids))
-        for query_id in query_ids:
-            documents = retriever.run(query=queries[query_id])["documents"]
-            run[query_id] = trec_order([(str(d.id), float(d.score or 0.0)) for d in documents])
-            progress.update(task, advance=1)
+        with encoder.counting_truncation("query"):
+            for query_id in query_ids:
+                documents = retriever.run(query=queries[query_id])["documents"]
+                run[query_id] = trec_order([(str(d.id), float(d.score or 0.0)) for d in documents])
+                progress.update(task, advance=1)
+        query_max_length = encoder.config.query_max_length
     finally:
         retriever.close()
     timings["search_qdrant"] = time.perf_counter() - started
-    return run
+    return run, query_max_length
 
 
 def evaluate_retrieval(
@@ -372,8 +387,12 @@ def evaluate_retrieval(
 
     model = config.model
     manifest: dict[str, Any] = {}
+    lengths = {"query_max_length": config.query_max_length, "passage_max_length": config.passage_max_length}
     if config.collection is not None:
+        from mpretriever.index.collection import search_lengths
+
         manifest = _collection_model(config)
+        lengths = search_lengths(manifest, config.query_max_length)  # exact search as comparable as can be
         model = model or manifest.get("model")
         if model is None:
             raise ValueError(
@@ -387,9 +406,11 @@ def evaluate_retrieval(
         progress = stack.enter_context(task_progress(console, config.progress))
         for mode in config.modes:
             if mode == "exact":
-                runs[mode], encoder_info = search_exact(config, model, dataset, query_ids, progress, timings)
+                runs[mode], encoder_info = search_exact(config, model, dataset, query_ids, progress, timings, lengths)
             else:
-                runs[mode] = search_qdrant(config, model, dataset.queries, query_ids, progress, timings)
+                runs[mode], encoder_info["query_max_length"] = search_qdrant(
+                    config, model, dataset.queries, query_ids, progress, timings
+                )
 
     results = []
     for mode, run in runs.items():
@@ -415,6 +436,7 @@ def evaluate_retrieval(
         sampled=sampled,
         results=results,
         collection=config.collection,
+        query_max_length=encoder_info.get("query_max_length"),
         corpus_documents=len(dataset.corpus),
         embeddings=encoder_info.get("embeddings"),
         timings=timings,

@@ -30,6 +30,7 @@ class MPRDocumentEmbedder:
         progress_bar: bool = True,
         device: str | None = None,
         backend: Backend = "torch",
+        passage_max_length: int | None = None,
     ) -> None:
         """
         :param model: an mpretriever run, a sentence-transformers model or a hub id; ``None`` uses the packaged
@@ -40,21 +41,28 @@ class MPRDocumentEmbedder:
         :param device: torch device of the encoder (default: automatic).
         :param backend: inference engine: ``"torch"``, or on CPUs ``"onnx"`` (float32) or ``"onnx-int8"``
             (quantised, faster); see :mod:`mpretriever.model.onnx_backend`.
+        :param passage_max_length: tokens a passage is cut to (default: the model's maximum sequence length, as
+            ``mpr index`` embeds them); how many were cut is logged.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if passage_max_length is not None and passage_max_length < 1:
+            raise ValueError(f"passage_max_length must be positive, got {passage_max_length}")
         self.model = model
         self.title_field = title_field
         self.batch_size = batch_size
         self.progress_bar = progress_bar
         self.device = device
         self.backend = backend
+        self.passage_max_length = passage_max_length
         self._encoder: BiEncoder | None = None
 
     def warm_up(self) -> None:
         """Load the encoder. Idempotent."""
         if self._encoder is None:
-            self._encoder = BiEncoder.from_pretrained(self.model, device=self.device, backend=self.backend)
+            self._encoder = BiEncoder.from_pretrained(
+                self.model, device=self.device, backend=self.backend, passage_max_length=self.passage_max_length
+            )
 
     def _text(self, document: Document) -> str:
         title = str(document.meta.get(self.title_field) or "") if self.title_field else ""
@@ -74,10 +82,11 @@ class MPRDocumentEmbedder:
         order = sorted(range(len(documents)), key=lambda i: len(self._text(documents[i])))
         embeddings: dict[int, list[float]] = {}
         batches = range(0, len(order), self.batch_size)
-        for start in tqdm(batches, desc="Embedding documents", disable=not self.progress_bar):
-            batch = order[start : start + self.batch_size]
-            vectors = self._encoder.embed_texts([self._text(documents[i]) for i in batch], "passage")
-            embeddings.update(zip(batch, vectors.float().cpu().tolist(), strict=True))
+        with self._encoder.counting_truncation("passage"):
+            for start in tqdm(batches, desc="Embedding documents", disable=not self.progress_bar):
+                batch = order[start : start + self.batch_size]
+                vectors = self._encoder.embed_texts([self._text(documents[i]) for i in batch], "passage")
+                embeddings.update(zip(batch, vectors.float().cpu().tolist(), strict=True))
         return {"documents": [replace(d, embedding=embeddings[i]) for i, d in enumerate(documents)]}
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +98,7 @@ class MPRDocumentEmbedder:
             progress_bar=self.progress_bar,
             device=self.device,
             backend=self.backend,
+            passage_max_length=self.passage_max_length,
         )
 
     @classmethod

@@ -11,7 +11,7 @@ from haystack_integrations.document_stores.qdrant.converters import convert_qdra
 from haystack_integrations.document_stores.qdrant.filters import convert_filters_to_qdrant
 from qdrant_client import QdrantClient
 
-from mpretriever.index.collection import check_compatible, collection_manifest, read_manifest
+from mpretriever.index.collection import check_compatible, collection_manifest, read_manifest, search_lengths
 from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PATH, DEFAULT_TIMEOUT_S, QdrantSettings
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.onnx_backend import Backend
@@ -48,6 +48,7 @@ class MPRetriever:
         backend: Backend = "torch",
         check_model: bool = True,
         timeout: int = DEFAULT_TIMEOUT_S,
+        query_max_length: int | None = None,
     ) -> None:
         """
         :param collection: the Qdrant collection to search.
@@ -63,9 +64,14 @@ class MPRetriever:
             ``"onnx-int8"`` (quantised, faster); see :mod:`mpretriever.model.onnx_backend`.
         :param check_model: refuse to search a collection indexed with another model.
         :param timeout: seconds to wait for Qdrant.
+        :param query_max_length: tokens a query is cut to; ``None`` uses the query length the collection records
+            (``mpr index --query-max-length``, by default the model's maximum sequence length), or the model's
+            maximum for a collection that records none. How many queries were cut is logged.
         """
         if top_k < 1:
             raise ValueError(f"top_k must be positive, got {top_k}")
+        if query_max_length is not None and query_max_length < 1:
+            raise ValueError(f"query_max_length must be positive, got {query_max_length}")
         self.collection = collection
         self.model = model
         self.qdrant_path = qdrant_path
@@ -77,6 +83,7 @@ class MPRetriever:
         self.backend = backend
         self.check_model = check_model
         self.timeout = timeout
+        self.query_max_length = query_max_length
         self._client: QdrantClient | None = None
         self._encoder: BiEncoder | None = None
 
@@ -85,6 +92,11 @@ class MPRetriever:
         """The retriever's Qdrant connection once warmed up (``None`` before): share it rather than opening a
         second one, which an embedded Qdrant directory refuses."""
         return self._client
+
+    @property
+    def encoder(self) -> BiEncoder | None:
+        """The query encoder once warmed up (``None`` before)."""
+        return self._encoder
 
     def warm_up(self) -> None:
         """Connect to Qdrant, load the encoder and check it against the collection. Idempotent."""
@@ -106,7 +118,9 @@ class MPRetriever:
                 raise ValueError(
                     f"collection '{self.collection}' records no model (not indexed by mpr index): pass model="
                 )
-            encoder = BiEncoder.from_pretrained(model_name, device=self.device, backend=self.backend)
+            encoder = BiEncoder.from_pretrained(
+                model_name, device=self.device, backend=self.backend, **search_lengths(stored, self.query_max_length)
+            )
             if self.check_model:
                 check_compatible(client, self.collection, collection_manifest(encoder, model_name))
         except Exception:
@@ -161,6 +175,7 @@ class MPRetriever:
             backend=self.backend,
             check_model=self.check_model,
             timeout=self.timeout,
+            query_max_length=self.query_max_length,
         )
 
     @classmethod

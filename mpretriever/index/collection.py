@@ -83,12 +83,25 @@ def check_compatible(client: QdrantClient, collection: str, expected: dict[str, 
             f"(fingerprint {stored.get('fingerprint')}), not {expected['model']} "
             f"(fingerprint {expected['fingerprint']}); use the same model, or re-index with --recreate"
         )
-    differing = [key for key in ("similarity", "query_prefix", "query_max_length") if stored.get(key) != expected[key]]
+    # the passage length is the index's; the query length is each search's choice (see search_lengths)
+    settings = ("similarity", "query_prefix", "passage_max_length")
+    differing = [key for key in settings if stored.get(key) != expected[key]]
     if differing:
         raise CollectionMismatchError(
             f"collection '{collection}' was indexed with different settings for {', '.join(differing)}: "
-            f"{ {key: stored.get(key) for key in differing} }"
+            f"{ {key: stored.get(key) for key in differing} }; use the same settings, or re-index with --recreate"
         )
+
+
+def search_lengths(stored: dict[str, Any] | None, query_max_length: int | None = None) -> dict[str, int | None]:
+    """The lengths of an encoder that searches a collection whose manifest is ``stored``: the passage length the
+    collection was indexed with, and ``query_max_length`` or else the query length the collection records
+    (``None``: the model's maximum)."""
+    stored = stored or {}
+    return {
+        "query_max_length": query_max_length or stored.get("query_max_length"),
+        "passage_max_length": stored.get("passage_max_length"),
+    }
 
 
 def ensure_collection(client: QdrantClient, collection: str, manifest: dict[str, Any], recreate: bool = False) -> bool:

@@ -105,7 +105,12 @@ def index_corpus(
     workers = default_workers(len(corpus), encoder.backend) if workers is None else workers
     if workers > 1 and encoder.backend != "torch":
         raise ValueError(f"--workers > 1 needs the torch backend; the {encoder.backend} backend uses every core itself")
-    with cpu_pool(encoder, workers) as pool, progress, ThreadPoolExecutor(max_workers=1) as writer:
+    with (
+        cpu_pool(encoder, workers) as pool,
+        progress,
+        ThreadPoolExecutor(max_workers=1) as writer,
+        encoder.counting_truncation("passage"),
+    ):
         task = progress.add_task("indexing", total=len(corpus))
         pending: Future[Any] | None = None
         for rows in _chunks(len(corpus), chunk_size):
@@ -117,8 +122,8 @@ def index_corpus(
             points: list[models.PointStruct] = []
             if missing:
                 texts = [passage_text(chunk["title"][i], chunk["text"][i]) for i in missing]
-                embeddings = encoder.model.encode_document(
-                    texts, batch_size=batch_size, pool=pool, convert_to_numpy=True, show_progress_bar=False
+                embeddings = encoder.encode(
+                    texts, "passage", batch_size=batch_size, pool=pool, convert_to_numpy=True, show_progress_bar=False
                 )
                 points = [
                     models.PointStruct(

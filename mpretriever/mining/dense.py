@@ -8,8 +8,9 @@ Two ways to the same ranking:
 * :class:`QdrantMiner` searches a collection built by ``mpr index``, reusing its vectors: no corpus encoding, only
   the queries are embedded. Local Qdrant searches exactly; a server uses its HNSW index (approximate).
 
-Queries and passages are embedded through sentence-transformers' ``encode_query`` / ``encode_document``, which
-apply the run's prefixes and maximum lengths; scores are the model's similarity (cosine or dot).
+Queries and passages are embedded through :meth:`~mpretriever.model.BiEncoder.encode` (sentence-transformers'
+``encode_query`` / ``encode_document``), which applies the run's prefixes and the encoder's lengths and logs how many
+texts were cut; scores are the model's similarity (cosine or dot).
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ class QdrantMiner:
         self.batch_size = batch_size
 
     def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self.encoder.model.encode_query(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        vectors = self.encoder.encode(
+            texts, "query", batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
         )
         return [vector.astype("float32").tolist() for vector in vectors]
 

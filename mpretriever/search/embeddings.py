@@ -45,21 +45,21 @@ def encode_corpus(
 ) -> torch.Tensor:
     """Embeddings ``(len(corpus), dimension)`` of every passage (``title + " " + text``), in corpus order.
 
-    Passages go through ``encoder.model.encode_document`` (the run's document prompt and passage length), in
-    chunks of ``chunk_size``; ``on_progress(n)`` is called after each chunk of ``n`` passages. ``workers=None``
-    picks sentence-transformers' multi-process pool on CPU-only machines for large corpora, as ``mpr index``
-    does.
+    Passages go through :meth:`BiEncoder.encode` (sentence-transformers' ``encode_document``: the run's
+    document prompt and the encoder's passage length; how many passages were cut is logged once), in chunks of
+    ``chunk_size``; ``on_progress(n)`` is called after each chunk of ``n`` passages. ``workers=None`` picks
+    sentence-transformers' multi-process pool on CPU-only machines for large corpora, as ``mpr index`` does.
     """
     if len(corpus) == 0:
         raise ValueError("cannot encode an empty corpus")
     workers = default_workers(len(corpus), encoder.backend) if workers is None else workers
     parts: list[torch.Tensor] = []
-    with cpu_pool(encoder, workers) as pool:
+    with cpu_pool(encoder, workers) as pool, encoder.counting_truncation("passage"):
         for start in range(0, len(corpus), chunk_size):
             chunk = corpus[start : start + chunk_size]
             texts = [passage_text(title, text) for title, text in zip(chunk["title"], chunk["text"], strict=True)]
-            embeddings = encoder.model.encode_document(
-                texts, batch_size=batch_size, pool=pool, convert_to_tensor=True, show_progress_bar=False
+            embeddings = encoder.encode(
+                texts, "passage", batch_size=batch_size, pool=pool, convert_to_tensor=True, show_progress_bar=False
             )
             parts.append(embeddings.detach())
             if on_progress is not None:

@@ -37,8 +37,8 @@ class ExactIndex:
 
     Build it with :meth:`from_corpus` (encodes the corpus, or reads its embeddings from an
     :class:`~mpretriever.search.embeddings.EmbeddingCache`) or directly from precomputed ``embeddings`` whose
-    rows follow ``doc_ids``. Queries are embedded with ``encoder.model.encode_query`` (the run's query prompt and
-    length); scores are the model's similarity (cosine or dot).
+    rows follow ``doc_ids``. Queries are embedded with ``encoder.encode`` (``encode_query``: the run's query
+    prompt, the encoder's query length); scores are the model's similarity (cosine or dot).
     """
 
     def __init__(
@@ -86,8 +86,8 @@ class ExactIndex:
 
     def embed_queries(self, texts: Sequence[str]) -> torch.Tensor:
         """Query embeddings ``(len(texts), dimension)``, prepared like the corpus (normalised for cosine)."""
-        embeddings = self.encoder.model.encode_query(
-            list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False
+        embeddings = self.encoder.encode(
+            texts, "query", batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False
         )
         return prepare(embeddings.to(self.embeddings.device), self.similarity)
 

@@ -299,9 +299,9 @@ def run_study(
                     config, condition, objective, seed, dataset, qrels_file, negatives, directory / "model", progress
                 )
                 train_s = train_once(train_config, _record(train_config, config, condition), directory, console)
-                means, per_query, eval_s = _evaluation(
-                    config, dataset, str(directory / "model"), directory / "eval", progress
-                )
+                model = str(directory / "model")
+                passages = base_passage_max_length(config)  # the base's length, not the model's maximum
+                means, per_query, eval_s = _evaluation(config, dataset, model, directory / "eval", progress, passages)
                 evaluated.append(EvaluatedModel(condition.name, objective, seed, means, per_query, train_s, eval_s))
                 console.print(
                     f"{condition.name} / {objective} / seed {seed}: "

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from haystack import Document, Pipeline
 from haystack.utils import Secret
 
+from mpretriever.data import BeirDataset
 from mpretriever.haystack import MPRetriever
-from mpretriever.index import CollectionMismatchError
+from mpretriever.index import (
+    CollectionMismatchError,
+    QdrantSettings,
+    collection_manifest,
+    ensure_collection,
+    index_corpus,
+)
 from mpretriever.model import BiEncoder
 from mpretriever.pipelines import ALLOWED_MODULES
 
@@ -39,6 +47,7 @@ def test_to_dict(monkeypatch) -> None:
             "backend": "torch",
             "check_model": True,
             "timeout": 10,
+            "query_max_length": None,
         },
     }
     assert "secret-value" not in str(data)
@@ -60,9 +69,11 @@ def test_from_dict() -> None:
             "api_key": {"type": "env_var", "env_vars": ["MY_KEY"], "strict": False},
             "top_k": 7,
             "filters": {"field": "meta.title", "operator": "==", "value": "t"},
+            "query_max_length": 64,
         },
     }
     retriever = MPRetriever.from_dict(data)
+    assert retriever.query_max_length == 64 and retriever.to_dict()["init_parameters"]["query_max_length"] == 64
     assert retriever.collection == "docs" and retriever.top_k == 7 and retriever.qdrant_url == "http://q:6333"
     assert isinstance(retriever.api_key, Secret) and retriever.api_key.to_dict()["env_vars"] == ["MY_KEY"]
     assert retriever.filters == data["init_parameters"]["filters"]
@@ -138,3 +149,51 @@ def test_pipeline_yaml_round_trip(tiny_index: Path) -> None:
         assert len(result["retriever"]["documents"]) == 3
     finally:
         loaded.get_component("retriever").close()
+
+
+LONG_QUERY = "cancer cell diet " * 15  # 47 tokens: longer than the training default, 32
+
+
+def test_queries_are_embedded_whole_by_default_and_cut_ones_counted(
+    tiny_index: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mpretriever.model.bi_encoder")
+    retriever = MPRetriever(collection="tiny", qdrant_path=str(tiny_index), top_k=60)
+    try:
+        whole = retriever.run(query=LONG_QUERY)["documents"]
+        encoder = retriever.encoder
+        assert encoder is not None and encoder.config.query_max_length == 128  # the tiny BERT's maximum
+        assert len(encoder.tokenize([LONG_QUERY], "query")[0]) == 47
+    finally:
+        retriever.close()
+    assert not caplog.records
+
+    retriever = MPRetriever(collection="tiny", qdrant_path=str(tiny_index), top_k=60, query_max_length=8)
+    try:
+        cut = retriever.run(query=LONG_QUERY)["documents"]
+    finally:
+        retriever.close()
+    assert [r.getMessage() for r in caplog.records] == ["1 of 1 query longer than 8 tokens was truncated"]
+    assert [d.score for d in cut] != [d.score for d in whole]
+
+
+def test_a_collection_records_its_lengths(tiny_run: Path, tiny_beir: Path, tmp_path: Path) -> None:
+    path = str(tmp_path / "qdrant")
+    indexer = BiEncoder.from_pretrained(tiny_run, query_max_length=16, passage_max_length=24)
+    client = QdrantSettings(path=path).connect()
+    try:
+        ensure_collection(client, "short", collection_manifest(indexer, str(tiny_run)))
+        index_corpus(indexer, BeirDataset(tiny_beir).corpus.select(range(5)), client, "short", show_progress=False)
+        with pytest.raises(CollectionMismatchError, match="passage_max_length"):  # no mixed passage lengths
+            ensure_collection(client, "short", collection_manifest(BiEncoder.from_pretrained(tiny_run), str(tiny_run)))
+    finally:
+        client.close()
+    for asked, used in ((None, 16), (40, 40)):  # the collection's query length unless the search asks another
+        retriever = MPRetriever(collection="short", qdrant_path=path, query_max_length=asked)
+        try:
+            assert len(retriever.run(query="heart")["documents"]) == 5
+            encoder = retriever.encoder
+            assert encoder is not None
+            assert (encoder.config.query_max_length, encoder.config.passage_max_length) == (used, 24)
+        finally:
+            retriever.close()

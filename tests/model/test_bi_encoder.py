@@ -1,8 +1,10 @@
-"""The bi-encoder: configuration, and saved runs that sentence-transformers and Haystack read identically."""
+"""The bi-encoder: configuration, inference lengths, and saved runs that sentence-transformers and Haystack read
+identically."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,8 @@ from sentence_transformers import SentenceTransformer
 from mpretriever.data import DataFormatError
 from mpretriever.model import MANIFEST_NAME, BiEncoder, RunManifest, default_model_path
 
-QUERIES = ["statin breast cancer", "vitamin " * 60]
+QUERIES = ["statin breast cancer", "vitamin " * 60]  # 5 and 62 tokens
+TRUNCATION_LOG = "mpretriever.model.bi_encoder"
 PASSAGES = [("Statins", "cholesterol heart risk study"), ("", "coffee tea sleep brain " * 40)]
 
 
@@ -52,7 +55,7 @@ def test_similarity_is_cosine_even_without_normalised_embeddings(tiny_model_dir:
 
 
 def test_saved_run_loads_in_sentence_transformers_with_equal_embeddings(tiny_model_dir: Path, tmp_path: Path) -> None:
-    model = BiEncoder.from_pretrained(
+    trained = BiEncoder.from_pretrained(
         tiny_model_dir,
         query_prefix="query: ",
         passage_prefix="passage: ",
@@ -60,12 +63,52 @@ def test_saved_run_loads_in_sentence_transformers_with_equal_embeddings(tiny_mod
         passage_max_length=48,
         normalize=True,
     )
-    model.save(tmp_path / "run")
+    trained.save(tmp_path / "run")
     loaded = SentenceTransformer(str(tmp_path / "run"))
+    model = BiEncoder.from_pretrained(tmp_path / "run")  # for inference: both read up to the model's maximum
     texts = [f"{t} {x}".strip() for t, x in PASSAGES]
     torch.testing.assert_close(loaded.encode_query(QUERIES, convert_to_tensor=True), _ours(model, QUERIES, "query"))
     torch.testing.assert_close(loaded.encode_document(texts, convert_to_tensor=True), _ours(model, texts, "passage"))
-    assert loaded.similarity_fn_name == "cosine"
+    assert loaded.similarity_fn_name == "cosine" and loaded.max_seq_length == 128
+
+
+def test_inference_embeds_up_to_the_models_maximum_not_the_training_lengths(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    plain = BiEncoder.from_pretrained(tiny_model_dir)  # no manifest: the tiny BERT's 128 position embeddings
+    assert plain.max_seq_length == 128
+    assert (plain.config.query_max_length, plain.config.passage_max_length) == (128, 128)
+    assert [len(ids) for ids in plain.tokenize(QUERIES, "query")] == [5, 62]  # not cut at the training default 32
+
+    trained = BiEncoder.from_pretrained(tiny_model_dir, query_max_length=16, passage_max_length=48)
+    trained.save(tmp_path / "run")
+    recorded = RunManifest.load(tmp_path / "run").encoder
+    assert (recorded.query_max_length, recorded.passage_max_length) == (16, 48)  # the training lengths, recorded
+    run = BiEncoder.from_pretrained(tmp_path / "run")
+    assert (run.config.query_max_length, run.config.passage_max_length) == (128, 128)
+    assert run.fingerprint() == trained.fingerprint() == plain.fingerprint()  # lengths are not the model
+    shorter = BiEncoder.from_pretrained(tmp_path / "run", query_max_length=8, passage_max_length=24)
+    assert (shorter.config.query_max_length, shorter.config.passage_max_length) == (8, 24)
+    assert [len(ids) for ids in shorter.tokenize(QUERIES, "query")] == [5, 8]
+
+
+def test_cut_texts_are_counted_in_one_log_line(tiny_model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model = BiEncoder.from_pretrained(tiny_model_dir, query_max_length=8)
+    caplog.set_level(logging.INFO, logger=TRUNCATION_LOG)
+    model.encode(QUERIES, "query", convert_to_tensor=True)
+    model.embed_texts(QUERIES[:1], "query")
+    assert [r.getMessage() for r in caplog.records] == ["1 of 2 queries longer than 8 tokens was truncated"]
+
+    caplog.clear()
+    with model.counting_truncation("query") as count:
+        model.encode(QUERIES * 2, "query")
+        model.embed_texts(QUERIES, "query")
+    assert (count.texts, count.truncated) == (6, 3)
+    assert [r.getMessage() for r in caplog.records] == ["3 of 6 queries longer than 8 tokens were truncated"]
+
+    caplog.clear()
+    BiEncoder.from_pretrained(tiny_model_dir).encode(QUERIES, "query")  # nothing cut at the model's maximum
+    assert not caplog.records
 
 
 def test_manifest_round_trip_restores_the_encoder(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -74,7 +117,7 @@ def test_manifest_round_trip_restores_the_encoder(tiny_model_dir: Path, tmp_path
     manifest = RunManifest.load(tmp_path / "run")
     assert manifest.loss == "lsepair" and manifest.final_train_loss == 0.5
     assert manifest.dimension == 32 and manifest.base_model == str(tiny_model_dir)
-    reloaded = BiEncoder.from_pretrained(tmp_path / "run")
+    reloaded = BiEncoder.from_pretrained(tmp_path / "run", query_max_length=20, passage_max_length=128)
     assert reloaded.config == model.config
     torch.testing.assert_close(_ours(reloaded, QUERIES, "query"), _ours(model, QUERIES, "query"))
 
@@ -96,10 +139,10 @@ def test_haystack_embedders_give_the_same_embeddings(tiny_model_dir: Path, tmp_p
         SentenceTransformersTextEmbedder,
     )
 
-    model = BiEncoder.from_pretrained(
+    BiEncoder.from_pretrained(
         tiny_model_dir, query_prefix="query: ", passage_prefix="passage: ", query_max_length=16, passage_max_length=48
-    )
-    model.save(tmp_path / "run")
+    ).save(tmp_path / "run")
+    model = BiEncoder.from_pretrained(tmp_path / "run")
     text_embedder = SentenceTransformersTextEmbedder(
         model=str(tmp_path / "run"), encode_kwargs={"prompt_name": "query", "task": "query"}, progress_bar=False
     )
@@ -126,6 +169,8 @@ def test_default_model_is_the_packaged_minilm() -> None:
     model = BiEncoder.from_pretrained()
     assert model.dimension == 384
     assert model.config.pooling == "mean" and model.config.normalize is True
+    # its own max_seq_length, as sentence-transformers and MTEB embed it (not the training defaults 32 / 128)
+    assert (model.config.query_max_length, model.config.passage_max_length, model.max_seq_length) == (256, 256, 256)
     assert model.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     reference = SentenceTransformer(default_model_path())
     texts = ["Breast Cancer Cells Feed on Cholesterol", "Using Diet to Treat Asthma and Eczema"]

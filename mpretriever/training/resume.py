@@ -89,6 +89,6 @@ def check_resume_matches(checkpoint: Path, requested: RunManifest) -> None:
         raise ResumeMismatchError(
             f"{checkpoint}: cannot resume this run with other options; they differ in:{listed}\n"
             "Resume with the checkpoint's options, or start a new run (another --output, or --overwrite). "
-            f"Only {', '.join(_name(('hyperparameters', field)) for field in sorted(MAY_CHANGE_ON_RESUME))} may change "
+            f"Only {', '.join(sorted(_name(('hyperparameters', field)) for field in MAY_CHANGE_ON_RESUME))} may change "
             "on resume."
         )

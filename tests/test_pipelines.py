@@ -227,6 +227,15 @@ def test_pipeline_run_reports_a_bad_type_in_one_line(
     assert_one_line_error(code, err, "broken.yml: ", *expected)
 
 
+def test_pipeline_run_reports_a_generator_package_that_is_not_installed_in_one_line(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    path = tmp_path / "generator.yml"
+    path.write_text(GENERATOR_PIPELINE)
+    command = ["pipeline", "run", str(path), "--query", "q", "--set", "generator.package=no_such_llm"]
+    assert_one_line_error(*run_cli(command, capsys, monkeypatch), "package 'no_such_llm' is not installed")
+
+
 def test_pipeline_run_reports_a_bad_override_value_in_one_line(capsys, monkeypatch) -> None:
     command = ["pipeline", "run", str(REPO_ROOT / "pipelines" / "retrieval.yml"), "--query", "q"]
     code, err = run_cli([*command, "--set", "retriever.top_k=[1"], capsys, monkeypatch)

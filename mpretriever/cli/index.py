@@ -40,8 +40,8 @@ def index_command(
         None,
         help="An mpretriever run, a sentence-transformers model or a hub id. Default: the packaged all-MiniLM-L6-v2.",
     ),
-    batch_size: int = typer.Option(64, help="Passages per forward pass."),
-    max_docs: int | None = typer.Option(None, help="Index only the first N documents of the corpus."),
+    batch_size: int = typer.Option(64, min=1, help="Passages per forward pass."),
+    max_docs: int | None = typer.Option(None, min=1, help="Index only the first N documents of the corpus."),
     workers: int | None = typer.Option(
         None,
         min=1,

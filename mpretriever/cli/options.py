@@ -27,7 +27,7 @@ ApiKeyEnv = Annotated[
         help="Environment variable holding the Qdrant API key (used with --qdrant-url).", rich_help_panel=QDRANT
     ),
 ]
-QdrantTimeout = Annotated[int, typer.Option(help="Seconds to wait for Qdrant.", rich_help_panel=QDRANT)]
+QdrantTimeout = Annotated[int, typer.Option(min=1, help="Seconds to wait for Qdrant.", rich_help_panel=QDRANT)]
 
 
 class EncoderBackend(str, Enum):

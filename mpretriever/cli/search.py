@@ -27,7 +27,7 @@ def search_command(
     collection: str = typer.Option(..., help="Collection to search."),
     model: str | None = typer.Option(None, help="Encoder; default: the model the collection was indexed with."),
     top_k: int = typer.Option(10, min=1, max=1000, help="Number of passages to show."),
-    excerpt: int = typer.Option(160, help="Characters of each passage to show."),
+    excerpt: int = typer.Option(160, min=0, help="Characters of each passage to show."),
     backend: BackendOption = EncoderBackend.torch,
     query_max_length: QueryMaxLength = None,
     qdrant_path: QdrantPath = DEFAULT_QDRANT_PATH,

@@ -47,4 +47,5 @@ def serve_command(
         settings = replace(settings, collection=collection)
     if threads is not None:
         settings = replace(settings, threads=threads)
+    settings.qdrant.check_exists()  # a mistyped --qdrant-path is refused, not created empty
     run_server(settings, host=host, port=port)

@@ -248,7 +248,7 @@ def _collection_model(config: EvalConfig) -> dict[str, Any]:
     from mpretriever.index.collection import read_manifest
 
     settings = config.qdrant or QdrantSettings()
-    client = settings.connect()
+    client = settings.connect(must_exist=True)
     try:
         if not client.collection_exists(str(config.collection)):
             raise ValueError(f"collection '{config.collection}' does not exist in {settings.location}; run mpr index")

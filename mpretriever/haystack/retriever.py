@@ -108,7 +108,7 @@ class MPRetriever:
             api_key=self.api_key.resolve_value() if self.api_key else None,
             timeout=self.timeout,
         )
-        client = settings.connect()
+        client = settings.connect(must_exist=True)
         try:
             if not client.collection_exists(self.collection):
                 raise ValueError(f"collection '{self.collection}' does not exist in {settings.location}")

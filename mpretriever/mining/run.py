@@ -208,7 +208,7 @@ def _build_miner(config: MineConfig, dataset: BeirDataset, progress: Progress, s
     from mpretriever.index.collection import check_compatible, collection_manifest, read_manifest, search_lengths
 
     settings = config.qdrant or QdrantSettings()
-    client = settings.connect()
+    client = settings.connect(must_exist=True)
     stack.callback(client.close)
     if not client.collection_exists(config.collection):
         raise ValueError(f"collection '{config.collection}' does not exist in {settings.location}; run mpr index")

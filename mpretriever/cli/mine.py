@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -21,9 +22,9 @@ from mpretriever.cli.options import (
     QdrantUrl,
     QueryMaxLength,
 )
-from mpretriever.index.connection import QdrantSettings
-from mpretriever.mining.run import MineConfig, MiningOutcome, mine
-from mpretriever.mining.selection import SelectionConfig
+
+if TYPE_CHECKING:
+    from mpretriever.mining.run import MiningOutcome
 
 
 class MethodName(str, Enum):
@@ -170,7 +171,7 @@ def mine_command(
     api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
     timeout: QdrantTimeout = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Mine hard negatives for the queries of a split and write them for `mpr train --negatives`.
+    """Mine hard negatives for the queries of a split and write them for mpr train --negatives.
 
     Candidates come from BM25 or a dense model; a document labelled relevant for the query (in this split, the
     --extra-qrels or, by default, any other split) or judged in this split is never returned. From the ranking of
@@ -179,10 +180,14 @@ def mine_command(
 
     Examples:
 
-    * `mpr mine --data nfcorpus --method bm25 --skip-top 3 --output negatives/nfcorpus-bm25.jsonl`
-    * `mpr mine --data nfcorpus --method dense --model runs/nf-lsepair --relative-margin 0.05 -o nf-dense.jsonl`
-    * `mpr mine --data nfcorpus --method dense --collection nfcorpus-lsepair --depth 100 -o nf-qdrant.jsonl`
+      mpr mine --data nfcorpus --method bm25 --skip-top 3 --output negatives/nfcorpus-bm25.jsonl
+      mpr mine --data nfcorpus --method dense --model runs/nf-lsepair --relative-margin 0.05 -o nf-dense.jsonl
+      mpr mine --data nfcorpus --method dense --collection nfcorpus-lsepair --depth 100 -o nf-qdrant.jsonl
     """
+    from mpretriever.index.connection import QdrantSettings
+    from mpretriever.mining.run import MineConfig, mine
+    from mpretriever.mining.selection import SelectionConfig
+
     if relative_margin is not None and absolute_margin is not None:
         raise typer.BadParameter("give either --relative-margin or --absolute-margin, not both")
     selection = SelectionConfig(

@@ -43,7 +43,7 @@ BackendOption = Annotated[
     typer.Option(
         help="Inference engine of the encoder: torch; or, on CPUs, onnx (ONNX Runtime, float32, same vectors) or "
         "onnx-int8 (int8 weights, ~1.5x faster, cosine ~0.99 to float32). The ONNX graph is exported once per "
-        "model into $MPR_CACHE_DIR/onnx; needs pip install 'mpretriever[onnx]'.",
+        "model into $MPR_CACHE_DIR/onnx; needs pip install 'mpretriever\\[onnx]'.",
         case_sensitive=False,
     ),
 ]

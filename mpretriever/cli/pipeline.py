@@ -9,8 +9,6 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from mpretriever.pipelines import load_pipeline, parse_override
-
 pipeline_app = typer.Typer(help="Run Haystack pipelines defined in YAML (see pipelines/).", no_args_is_help=True)
 
 
@@ -39,8 +37,10 @@ def run_command(
 ) -> None:
     """Load a pipeline (mpretriever components allowed), run it on a query and print its outputs as JSON.
 
-    Example: `mpr pipeline run pipelines/retrieval.yml --query "statins" --set retriever.top_k=3`
+    Example: mpr pipeline run pipelines/retrieval.yml --query "statins" --set retriever.top_k=3
     """
+    from mpretriever.pipelines import load_pipeline, parse_override
+
     pipeline = load_pipeline(file, dict(parse_override(item) for item in overrides))
     try:
         result = pipeline.run({"query": query})

@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mpretriever.quickstart import QuickstartConfig, comparison_table, run_quickstart
-
 
 def quickstart_command(
     data: str = typer.Option("nfcorpus", help="BEIR-layout dataset directory or BEIR name."),
@@ -31,8 +29,10 @@ def quickstart_command(
     Budget: about 15 minutes on 2 CPU cores with the defaults on NFCorpus (40 steps of 16 queries x 4 passages,
     3,633 passages indexed twice, 323 test queries). Everything runs offline.
 
-    Example: `mpr quickstart --data nfcorpus --output runs/quickstart`
+    Example: mpr quickstart --data nfcorpus --output runs/quickstart
     """
+    from mpretriever.quickstart import QuickstartConfig, comparison_table, run_quickstart
+
     console = Console(stderr=True)
     config = QuickstartConfig(
         data=data,

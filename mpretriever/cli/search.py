@@ -18,8 +18,6 @@ from mpretriever.cli.options import (
     QdrantUrl,
     QueryMaxLength,
 )
-from mpretriever.haystack.retriever import MPRetriever
-from mpretriever.index.connection import QdrantSettings
 
 
 def search_command(
@@ -37,9 +35,12 @@ def search_command(
 ) -> None:
     """Print the passages of a collection that best match a query: rank, id, score, title and an excerpt.
 
-    Example: `mpr search "vitamin D and breast cancer" --collection nfcorpus`
+    Example: mpr search "vitamin D and breast cancer" --collection nfcorpus
     """
     from haystack.utils import Secret
+
+    from mpretriever.haystack.retriever import MPRetriever
+    from mpretriever.index.connection import QdrantSettings
 
     retriever = MPRetriever(
         collection=collection,

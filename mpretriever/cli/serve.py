@@ -29,10 +29,10 @@ def serve_command(
         rich_help_panel=QDRANT,
     ),
 ) -> None:
-    """Serve `POST /query`, `GET /health` and a web page at `/`; every setting also comes from the environment
-    (see .env.example). Needs `pip install -e ".[service]"`.
+    """Serve POST /query, GET /health and a web page at /; every setting also comes from the environment
+    (see .env.example). Needs pip install -e ".\\[service]".
 
-    Example: `mpr serve --collection nfcorpus --qdrant-url http://localhost:6333`
+    Example: mpr serve --collection nfcorpus --qdrant-url http://localhost:6333
     """
     from mpretriever.service import ServiceSettings, run_server
     from mpretriever.service.settings import rag_pipeline_setting

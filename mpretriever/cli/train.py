@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mpretriever.training.objectives import OBJECTIVES
-from mpretriever.training.run import TrainConfig, train
-
-LossName = Enum("LossName", {name.upper(): name for name in OBJECTIVES}, type=str)  # type: ignore[misc]
+# The names of mpretriever.training.objectives.OBJECTIVES (a test keeps them equal): that module loads torch,
+# which `mpr --help` must not wait for.
+OBJECTIVE_NAMES = ("lsepair", "jointlh", "summarglh", "rand1lh", "infonce")
+LossName = Enum("LossName", {name.upper(): name for name in OBJECTIVE_NAMES}, type=str)  # type: ignore[misc]
 
 
 class PrecisionName(str, Enum):
@@ -194,19 +194,21 @@ def train_command(
 ) -> None:
     """Fine-tune an encoder on a BEIR-layout dataset with a multi-positive objective.
 
-    Several processes or machines: launch the same command with `torchrun` (or `accelerate launch`); every
+    Several processes or machines: launch the same command with torchrun (or accelerate launch); every
     query is then scored against the passages of every process (see the README, "Scaling up").
 
     Every positive of a query is kept with its grade and source. Objectives (--loss):
 
-    * **lsepair**: pairwise log-sum-exp of every negative against every positive; the most robust.
-    * **jointlh**: joint likelihood of all positives, which compete for the softmax mass.
-    * **summarglh**: -log of the total softmax mass on the positives.
-    * **rand1lh**: InfoNCE on one positive drawn per query per epoch, the others ignored.
-    * **infonce**: InfoNCE on the first (highest-grade) positive, the others ignored.
+    [bold]lsepair[/]: pairwise log-sum-exp of every negative against every positive; the most robust.
+    [bold]jointlh[/]: joint likelihood of all positives, which compete for the softmax mass.
+    [bold]summarglh[/]: -log of the total softmax mass on the positives.
+    [bold]rand1lh[/]: InfoNCE on one positive drawn per query per epoch, the others ignored.
+    [bold]infonce[/]: InfoNCE on the first (highest-grade) positive, the others ignored.
 
-    Example: `mpr train --data nfcorpus --split train --loss lsepair --output runs/nfcorpus-lsepair`
+    Example: mpr train --data nfcorpus --split train --loss lsepair --output runs/nfcorpus-lsepair
     """
+    from mpretriever.training.run import TrainConfig, train
+
     config = TrainConfig(
         data=data,
         output=output,

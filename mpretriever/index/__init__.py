@@ -1,25 +1,31 @@
-"""Qdrant indexing: connection settings, the collection layout with its model manifest, the indexer."""
+"""Qdrant indexing: connection settings, the collection layout with its model manifest, the indexer.
 
-from mpretriever.index.collection import (
-    CollectionMismatchError,
-    check_compatible,
-    collection_manifest,
-    ensure_collection,
-    point_id,
-    read_manifest,
-)
-from mpretriever.index.connection import QdrantSettings, QdrantUnavailableError
-from mpretriever.index.indexer import IndexStats, index_corpus
+Names are imported lazily, so ``mpretriever.index.connection`` (whose defaults the CLI's options show) loads
+without Haystack, qdrant-client or torch.
+"""
 
-__all__ = [
-    "CollectionMismatchError",
-    "IndexStats",
-    "QdrantSettings",
-    "QdrantUnavailableError",
-    "check_compatible",
-    "collection_manifest",
-    "ensure_collection",
-    "index_corpus",
-    "point_id",
-    "read_manifest",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "CollectionMismatchError": "mpretriever.index.collection",
+    "check_compatible": "mpretriever.index.collection",
+    "collection_manifest": "mpretriever.index.collection",
+    "ensure_collection": "mpretriever.index.collection",
+    "point_id": "mpretriever.index.collection",
+    "read_manifest": "mpretriever.index.collection",
+    "QdrantSettings": "mpretriever.index.connection",
+    "QdrantUnavailableError": "mpretriever.index.connection",
+    "IndexStats": "mpretriever.index.indexer",
+    "index_corpus": "mpretriever.index.indexer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -141,7 +141,27 @@ def _check_output(config: TrainConfig) -> str | None:
                 f"{output} is not empty and holds no training run ({MANIFEST_NAME} or checkpoint-*), so --overwrite "
                 "will not empty it; choose another --output"
             )
+        inputs = _inputs_under(config, output)
+        if inputs:
+            raise ValueError(
+                f"--overwrite would empty {output}, which holds this run's input {', '.join(inputs)}; "
+                "choose another --output"
+            )
     return None
+
+
+def _inputs_under(config: TrainConfig, directory: Path) -> list[str]:
+    """The run's inputs on disk (data, model, labels, negatives) that lie in ``directory``."""
+    extra_qrels = [_parse_extra_qrels(spec)[0] for spec in config.extra_qrels]
+    candidates = [config.data, config.model, config.qrels_file, config.negatives, *extra_qrels]
+    root = directory.resolve()
+    return [
+        str(candidate)
+        for candidate in candidates
+        if candidate is not None
+        and Path(candidate).expanduser().exists()
+        and Path(candidate).expanduser().resolve().is_relative_to(root)
+    ]
 
 
 def _parse_extra_qrels(spec: str) -> tuple[Path, str]:

@@ -115,6 +115,14 @@ def test_an_overwrite_refused_before_training_keeps_the_old_run(checkpointed: Tr
     assert last_complete_checkpoint(config.output) == config.output / "checkpoint-2"
 
 
+def test_overwrite_never_empties_a_run_that_holds_the_new_runs_model(checkpointed: TrainConfig, tmp_path: Path) -> None:
+    config = copy_of(checkpointed, tmp_path / "run")
+    checkpoint = config.output / "checkpoint-2"
+    with pytest.raises(ValueError, match=r"holds this run's input .*checkpoint-2"):
+        train(replace(config, model=str(checkpoint), overwrite=True))
+    assert last_complete_checkpoint(config.output) == checkpoint
+
+
 def test_overwrite_never_empties_a_directory_that_is_not_a_run(
     tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:

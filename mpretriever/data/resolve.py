@@ -105,8 +105,12 @@ def download_beir(name: str, cache: Path) -> Path:
                 f"dataset '{name}' is not cached and could not be downloaded from {url}: {error}. "
                 f"Offline? Point {MIRROR_ENV} at a directory holding '{name}' in the BEIR layout."
             ) from error
-        with zipfile.ZipFile(archive) as bundle:
-            bundle.extractall(staging)
+        try:
+            with zipfile.ZipFile(archive) as bundle:
+                bundle.extractall(staging)
+        except (zipfile.BadZipFile, EOFError) as error:  # e.g. a proxy's error page, or a cut-off download
+            message = f"dataset '{name}' downloaded from {url} is not a valid zip archive: {error}"
+            raise DatasetNotFoundError(message) from None
         unpacked = Path(staging) / name
         if not is_dataset_dir(unpacked):
             raise DataFormatError(archive, f"archive from {url} does not hold a BEIR dataset '{name}/'")

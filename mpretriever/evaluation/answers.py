@@ -22,6 +22,7 @@ from pathlib import Path
 import regex
 
 from mpretriever.data.errors import DataFormatError
+from mpretriever.data.text_files import numbered_lines
 
 TOKEN = regex.compile(r"[\p{L}\p{N}\p{M}]+|[^\p{Z}\p{C}\s]")
 ALPHANUMERIC = regex.compile(r"[\p{L}\p{N}]")
@@ -116,25 +117,21 @@ def read_answers(queries_path: str | Path, field: str = "answers") -> dict[str, 
     Queries without the field, or with an empty list, are left out; an empty result means the dataset has no
     answers. :class:`~mpretriever.data.beir.BeirDataset` reads only ids and texts, hence this reader.
     """
-    import gzip
-
     path = Path(queries_path)
-    opener = gzip.open if path.suffix == ".gz" else open
     answers: dict[str, list[str]] = {}
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataFormatError(path, f"invalid JSON: {error.msg}", line=number) from None
-            metadata = row.get("metadata") if isinstance(row, dict) else None
-            values = metadata.get(field) if isinstance(metadata, Mapping) else None
-            if values is None:
-                continue
-            if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
-                raise DataFormatError(path, f"metadata.{field} must be a list of strings", line=number)
-            if values and "_id" in row:
-                answers.setdefault(str(row["_id"]), values)
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataFormatError(path, f"invalid JSON: {error.msg}", line=number) from None
+        metadata = row.get("metadata") if isinstance(row, dict) else None
+        values = metadata.get(field) if isinstance(metadata, Mapping) else None
+        if values is None:
+            continue
+        if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+            raise DataFormatError(path, f"metadata.{field} must be a list of strings", line=number)
+        if values and "_id" in row:
+            answers.setdefault(str(row["_id"]), values)
     return answers

@@ -56,3 +56,13 @@ def test_failed_download_fails_fast_with_advice(tmp_path: Path, monkeypatch) -> 
 def test_existing_path_that_is_not_a_dataset(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a BEIR dataset directory"):
         resolve_dataset(tmp_path)
+
+
+def test_a_download_that_is_not_a_zip_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    page = tmp_path / "fiqa.zip"
+    page.write_text("<html>proxy login</html>")
+    monkeypatch.setenv(BEIR_URL_ENV, f"{page.parent.as_uri()}/{{name}}.zip")
+    with pytest.raises(DatasetNotFoundError, match=r"'fiqa' downloaded from file://.* is not a valid zip archive"):
+        resolve_dataset("fiqa", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "fiqa").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -88,4 +89,12 @@ def test_read_answers(tmp_path: Path) -> None:
     assert read_answers(path) == {"q1": ["x", "y"]}
     path.write_text(json.dumps({"_id": "q1", "text": "a", "metadata": {"answers": "x"}}) + "\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match="list of strings"):
+        read_answers(path)
+
+
+def test_read_answers_reports_a_truncated_gzip_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "queries.jsonl.gz"
+    row = {"_id": "q1", "text": "a", "metadata": {"answers": ["x"]}}
+    path.write_bytes(gzip.compress((json.dumps(row) + "\n").encode())[:-12])
+    with pytest.raises(DataFormatError, match=r"queries.jsonl.gz:1: truncated or corrupt gzip file"):
         read_answers(path)

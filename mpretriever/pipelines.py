@@ -92,12 +92,12 @@ def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     try:
         return Pipeline.from_dict(apply_overrides(definition, overrides or {}), allowed_modules=ALLOWED_MODULES)
     except (DeserializationError, PipelineError) as error:
-        raise DataFormatError(path, build_failure_reason(error)) from error
+        raise DataFormatError(path, failure_reason(error)) from error
 
 
-def build_failure_reason(error: BaseException) -> str:
-    """One line for a Haystack pipeline build error: the component at fault and the first line of the root cause
-    (Haystack's messages run to many lines: component data, ways around the allowlist)."""
+def failure_reason(error: BaseException) -> str:
+    """One line for a Haystack error building or running a pipeline: the component at fault and the first line of
+    the root cause (Haystack's messages run to many lines: component data, ways around the allowlist)."""
     root = error
     while root.__cause__ is not None:
         root = root.__cause__
@@ -107,5 +107,7 @@ def build_failure_reason(error: BaseException) -> str:
         reason = reason.rsplit(". ", 1)[0] + "."
     if "allowlist" in reason:
         reason += f" Pipeline files may use {', '.join(ALLOWED_MODULES)} and Haystack's own modules."
-    named = _COMPONENT_IN_MESSAGE.search(str(error))
-    return f"component '{named.group(1) or named.group(2)}': {reason}" if named else reason
+    component = getattr(error, "component_name", None)  # a PipelineRuntimeError's
+    if component is None and (named := _COMPONENT_IN_MESSAGE.search(str(error))):
+        component = named.group(1) or named.group(2)
+    return f"component '{component}': {reason}" if component else reason

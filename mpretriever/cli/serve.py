@@ -11,7 +11,7 @@ from mpretriever.cli.options import QDRANT
 
 def serve_command(
     host: str = typer.Option("127.0.0.1", envvar="MPR_HOST", help="Address to listen on (0.0.0.0: every interface)."),
-    port: int = typer.Option(8000, envvar="MPR_PORT", help="Port to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, envvar="MPR_PORT", help="Port to listen on."),
     collection: str | None = typer.Option(None, help="Collection to search. Default: $MPR_COLLECTION or nfcorpus."),
     rag_pipeline: str | None = typer.Option(
         None,

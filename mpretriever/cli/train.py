@@ -118,8 +118,10 @@ def train_command(
     max_queries: int | None = typer.Option(
         None, help="Train on a seeded random sample of this many queries.", rich_help_panel=DATA
     ),
-    group_size: int = typer.Option(8, help="Passages per query (positives + negatives).", rich_help_panel=GROUPS),
-    max_positives: int = typer.Option(4, help="At most this many positives per group.", rich_help_panel=GROUPS),
+    group_size: int = typer.Option(
+        8, min=2, help="Passages per query (positives + negatives).", rich_help_panel=GROUPS
+    ),
+    max_positives: int = typer.Option(4, min=1, help="At most this many positives per group.", rich_help_panel=GROUPS),
     temperature: float | None = typer.Option(
         None, help="Score temperature, > 0. Default: 0.05 for cosine, 1 for dot.", rich_help_panel=GROUPS
     ),
@@ -144,8 +146,8 @@ def train_command(
     similarity: SimilarityName | None = typer.Option(None, help="Score function.", rich_help_panel=ENCODER),
     query_prefix: str | None = typer.Option(None, help="Text prepended to every query.", rich_help_panel=ENCODER),
     passage_prefix: str | None = typer.Option(None, help="Text prepended to every passage.", rich_help_panel=ENCODER),
-    query_max_length: int = typer.Option(32, help="Query length in tokens.", rich_help_panel=ENCODER),
-    passage_max_length: int = typer.Option(128, help="Passage length in tokens.", rich_help_panel=ENCODER),
+    query_max_length: int = typer.Option(32, min=1, help="Query length in tokens.", rich_help_panel=ENCODER),
+    passage_max_length: int = typer.Option(128, min=1, help="Passage length in tokens.", rich_help_panel=ENCODER),
     batch_size: int = typer.Option(
         32, help="Queries per device and step (each brings --group-size passages).", rich_help_panel=OPTIM
     ),
@@ -170,9 +172,9 @@ def train_command(
     seed: int = typer.Option(
         42, help="Seed of the model, the sampling of groups and the data order.", rich_help_panel=OPTIM
     ),
-    save_steps: int = typer.Option(500, help="Save a checkpoint every N updates.", rich_help_panel=RUN),
-    save_total_limit: int = typer.Option(2, help="Keep at most N checkpoints.", rich_help_panel=RUN),
-    logging_steps: int = typer.Option(10, help="Log the loss every N updates.", rich_help_panel=RUN),
+    save_steps: int = typer.Option(500, min=1, help="Save a checkpoint every N updates.", rich_help_panel=RUN),
+    save_total_limit: int = typer.Option(2, min=1, help="Keep at most N checkpoints.", rich_help_panel=RUN),
+    logging_steps: int = typer.Option(10, min=1, help="Log the loss every N updates.", rich_help_panel=RUN),
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -190,7 +192,7 @@ def train_command(
         "checkpoints included). A non-empty directory that is not a run is refused.",
         rich_help_panel=RUN,
     ),
-    workers: int = typer.Option(0, help="Data-loader worker processes.", rich_help_panel=OPTIM),
+    workers: int = typer.Option(0, min=0, help="Data-loader worker processes.", rich_help_panel=OPTIM),
 ) -> None:
     """Fine-tune an encoder on a BEIR-layout dataset with a multi-positive objective.
 

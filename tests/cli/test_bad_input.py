@@ -159,12 +159,51 @@ def test_bad_input_names_file_and_line_and_writes_nothing(
 
 @pytest.mark.parametrize("value", ["-1", "0"])
 def test_max_docs_below_one_is_refused(value: str, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # the usage error's box wraps at the terminal width
     qdrant = tmp_path / "qdrant"
     args = [*_command("index", _dataset(tmp_path / "data"), tiny_model_dir, qdrant), "--max-docs", value]
     code, _, err = run_cli(args, capsys, monkeypatch)
     assert code == 2
     assert "Invalid value for '--max-docs': Input should be greater than or equal to 1" in " ".join(err.split())
     assert not qdrant.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("train", "--group-size", "1"),
+        ("train", "--max-positives", "0"),
+        ("train", "--query-max-length", "0"),
+        ("train", "--passage-max-length", "-5"),
+        ("train", "--save-steps", "0"),
+        ("train", "--save-total-limit", "0"),
+        ("train", "--logging-steps", "0"),
+        ("train", "--workers", "-1"),
+        ("index", "--batch-size", "0"),
+        ("index", "--timeout", "0"),
+    ],
+)
+def test_numeric_options_out_of_range_are_usage_errors(
+    command: str, option: str, value: str, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # the usage error's box wraps at the terminal width
+    output = _output(command, tmp_path)
+    args = [*_command(command, _dataset(tmp_path / "data"), tiny_model_dir, output), option, value]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 2
+    assert f"Invalid value for '{option}': Input should be greater than or equal to" in " ".join(err.split())
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_serve_port_out_of_range_is_a_usage_error(port: str, capsys, monkeypatch) -> None:
+    import mpretriever.service
+
+    monkeypatch.setattr(mpretriever.service, "run_server", lambda *args, **kwargs: None)
+    monkeypatch.setenv("COLUMNS", "300")
+    code, _, err = run_cli(["serve", "--port", port, "--pipeline", "none"], capsys, monkeypatch)
+    assert code == 2
+    assert "Invalid value for '--port'" in err
 
 
 def test_index_reads_no_queries(tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:

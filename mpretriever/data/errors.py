@@ -26,6 +26,18 @@ class DataFormatError(ValueError):
         super().__init__(f"{location}: {message}")
 
 
+def not_utf8(path: str | Path, error: UnicodeDecodeError, first_line: int = 1) -> DataFormatError:
+    """The error for bytes of ``path`` that are not UTF-8, at their line; ``error.object`` holds the file's bytes
+    from line ``first_line`` on."""
+    data = error.object
+    line_start = data.rfind(b"\n", 0, error.start) + 1
+    return DataFormatError(
+        path,
+        f"not valid UTF-8 (byte 0x{data[error.start]:02x} at position {error.start - line_start + 1} of the line)",
+        line=first_line + data.count(b"\n", 0, error.start),
+    )
+
+
 def warn_skipped(logger: logging.Logger, path: Path, skipped: list[tuple[int, str]], what: str) -> None:
     """One counted warning for rows skipped from ``path``, showing the first few as ``line N: id``."""
     if not skipped:
@@ -39,9 +51,11 @@ def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file; a missing file or a syntax error is a :class:`DataFormatError` (with the line)."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise DataFormatError(path, "file not found") from None
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, error) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or error

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mpretriever.data.errors import DataFormatError
+from mpretriever.data.errors import DataFormatError, not_utf8
 
 GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
@@ -35,11 +35,7 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    raise DataFormatError(
-                        path,
-                        f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at position {error.start + 1} of the line)",
-                        line=number,
-                    ) from None
+                    raise not_utf8(path, error, first_line=number) from None
                 yield number, line.rstrip("\r\n")
     except GZIP_ERRORS as error:  # at the first line it could not read
         raise DataFormatError(path, f"truncated or corrupt gzip file ({error})", line=number + 1) from None

@@ -237,3 +237,11 @@ def test_reading_commands_refuse_a_missing_qdrant_path(command: str, tmp_path: P
     assert code == 2, err
     assert f"error: {qdrant}: does not exist; build a collection there with mpr index" in " ".join(err.split())
     assert not qdrant.exists() and not served
+
+
+def test_a_pipeline_file_that_is_not_utf8_names_its_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    path = tmp_path / "rag.yml"
+    path.write_bytes("components:\n  retriever:\n    type: caf\xe9\n".encode("latin-1"))
+    code, _, err = run_cli(["pipeline", "run", str(path), "--query", "heart"], capsys, monkeypatch)
+    assert code == 2, err
+    assert f"error: {path}:3: not valid UTF-8 (byte 0xe9" in err

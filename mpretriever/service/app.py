@@ -12,6 +12,7 @@ wrong without echoing the input; no error names where the store lives (see :mod:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -78,10 +79,8 @@ class QueryService:
             except (FileNotFoundError, ImportError) as error:
                 logger.warning("generation is off (passages only): %s", error)
                 self.generator = None
-        try:
+        with contextlib.suppress(ServiceUnavailableError):  # logged; requests get a 503 until it connects
             self.search.connect()
-        except ServiceUnavailableError as error:
-            logger.warning("%s; the service answers 503 until it can connect", error)
 
     def retrieve(self, request: QueryRequest) -> tuple[list[Document], float]:
         """The passages for ``request`` and the milliseconds it took."""

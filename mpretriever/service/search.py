@@ -179,10 +179,8 @@ class CollectionSearch:
         try:
             self._retriever.warm_up()
         except QdrantUnavailableError as error:
-            logger.warning("%s", error)
             raise ServiceUnavailableError(f"cannot reach Qdrant: {error.__cause__ or error}") from error
         except (ValueError, OSError, *QDRANT_ERRORS) as error:  # no such collection, no model, another model
-            logger.warning("cannot search collection '%s' in %s: %s", collection, self.settings.qdrant.location, error)
             raise ServiceUnavailableError(
                 f"cannot search collection '{collection}': {error}", qdrant_reachable=True
             ) from error
@@ -220,8 +218,12 @@ class CollectionSearch:
             connection = self._connect()
         except ServiceUnavailableError as error:
             with self._lock:
+                repeated = self._last_failure is not None and str(self._last_failure[1]) == str(error)
                 self._connecting = False
                 self._last_failure = (time.monotonic(), error)
+            if not repeated:  # the full reason, with the location, once per outage
+                location, reason = self.settings.qdrant.location, error.__cause__ or error
+                logger.warning("cannot search '%s' in %s: %s", self.settings.collection, location, reason)
             raise
         with self._lock:
             self._connecting = False

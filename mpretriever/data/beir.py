@@ -264,13 +264,15 @@ def load_qrels(
     """Read a qrels file: ``query-id<TAB>corpus-id<TAB>score[<TAB>source]`` with an optional header line.
 
     Rows naming unknown queries or documents are skipped with one counted warning each. A row with the wrong
-    number of columns or a non-integer score is an error naming the file and line.
+    number of columns or a non-integer score, and a second row for the same pair (one would silently replace
+    the other), are errors naming the file and line.
     """
     if not path.is_file():
         raise DataFormatError(path, "file not found")
     qrels: Qrels = {}
     unknown_queries: list[tuple[int, str]] = []
     unknown_docs: list[tuple[int, str]] = []
+    pair_lines: dict[tuple[str, str], int] = {}
     for number, line in numbered_lines(path):
         if not line.strip():
             continue
@@ -288,6 +290,14 @@ def load_qrels(
         if grade is None:
             raise DataFormatError(path, f"score must be an integer grade, got {score!r}", line=number)
         source = columns[3].strip() if len(columns) == 4 and columns[3].strip() else default_source
+        first = pair_lines.setdefault((query_id, doc_id), number)
+        if first != number:
+            raise DataFormatError(
+                path,
+                f"query {query_id!r} and document {doc_id!r} are judged again (first at line {first}): a file holds "
+                "one judgement per pair; another source's judgements go in a file of their own (--extra-qrels)",
+                line=number,
+            )
         if query_id not in known_queries:
             unknown_queries.append((number, query_id))
             continue

@@ -109,6 +109,14 @@ def test_bad_qrels_rows_are_errors_with_line(tmp_path: Path) -> None:
         load_qrels(path, {"q1"}, {"d1"})
 
 
+def test_a_pair_judged_twice_in_one_file_is_refused_with_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "twice.tsv"
+    path.write_text("query-id\tcorpus-id\tscore\tsource\nq1\td1\t1\thuman\nq1\td2\t1\nq1\td1\t3\tllm\n")
+    with pytest.raises(DataFormatError) as caught:
+        load_qrels(path, {"q1"}, {"d1", "d2"})
+    assert str(caught.value).startswith(f"{path}:4: query 'q1' and document 'd1' are judged again (first at line 2)")
+
+
 def test_qrels_source_column(tmp_path: Path) -> None:
     path = tmp_path / "mixed.tsv"
     path.write_text("query-id\tcorpus-id\tscore\tsource\nq1\td1\t2\tllm\nq1\td2\t1\n")

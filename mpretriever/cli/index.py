@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.console import Console
 
@@ -20,17 +18,7 @@ from mpretriever.cli.options import (
     QdrantUrl,
     QueryMaxLength,
 )
-from mpretriever.data.beir import BeirDataset
-from mpretriever.data.resolve import resolve_dataset
-from mpretriever.index import QdrantSettings, collection_manifest, ensure_collection, index_corpus
-from mpretriever.model.bi_encoder import DEFAULT_MODEL_NAME, BiEncoder
-
-
-def model_reference(model: str | None) -> str:
-    """How the collection records the model: an absolute path for local directories, else the name given."""
-    if model is None:
-        return DEFAULT_MODEL_NAME
-    return str(Path(model).resolve()) if Path(model).exists() else model
+from mpretriever.index.run import model_reference
 
 
 def index_command(
@@ -51,8 +39,18 @@ def index_command(
     recreate: bool = typer.Option(
         False,
         "--recreate",
-        help="Delete and rebuild the collection, e.g. for "
-        "another model; without it a model or dimension mismatch is refused.",
+        help="Delete and rebuild the collection, e.g. for another model; without it a collection built with "
+        "another model, dimension or backend, or from another corpus, is refused.",
+    ),
+    sync: bool = typer.Option(
+        False,
+        "--sync",
+        help="Also delete the points whose documents are no longer in the corpus (without it, they are counted).",
+    ),
+    allow_other_corpus: bool = typer.Option(
+        False,
+        "--allow-other-corpus",
+        help="Merge this corpus into a collection that holds another one (refused without it).",
     ),
     backend: BackendOption = EncoderBackend.torch,
     passage_max_length: PassageMaxLength = None,
@@ -65,32 +63,39 @@ def index_command(
     """Embed every passage of a corpus and write it to Qdrant, in the layout Haystack's QdrantDocumentStore reads.
 
     Re-running adds nothing twice (point ids derive from document ids) and an interrupted run resumes, writing
-    only what is missing. The model's manifest is stored with the collection, so `mpr search` and the Haystack
-    retriever embed queries the same way. The collection records the passage length (resuming with another is
-    refused) and the query length its searches use unless they ask for another (--query-max-length here).
+    only what is missing; passages whose title or text changed are embedded again. The model's manifest is
+    stored with the collection, so mpr search and the Haystack retriever embed queries the same way. The
+    collection records the passage length (resuming with another is refused) and the query length its searches
+    use unless they ask for another (--query-max-length here). It also records the backend and the corpus:
+    another backend, or another corpus without --allow-other-corpus, is refused.
 
-    Example: `mpr index --data nfcorpus --model runs/nf-lsepair --collection nfcorpus-lsepair`
+    Example: mpr index --data nfcorpus --model runs/nf-lsepair --collection nfcorpus-lsepair
     """
+    from mpretriever.data.beir import BeirDataset
+    from mpretriever.data.resolve import resolve_dataset
+    from mpretriever.index import QdrantSettings, index_dataset
+    from mpretriever.model.bi_encoder import BiEncoder
+
     console = Console(stderr=True)
     dataset = BeirDataset(resolve_dataset(data))
     corpus = dataset.corpus
     if max_docs is not None:
         corpus = corpus.select(range(min(max_docs, len(corpus))))
-    name = collection or dataset.name
     encoder = BiEncoder.from_pretrained(
         model, backend=backend.value, query_max_length=query_max_length, passage_max_length=passage_max_length
     )
-    settings = QdrantSettings.from_env(path=qdrant_path, url=qdrant_url, api_key_env=api_key_env, timeout=timeout)
-    client = settings.connect()
-    try:
-        created = ensure_collection(
-            client, name, collection_manifest(encoder, model_reference(model)), recreate=recreate
-        )
-        stats = index_corpus(encoder, corpus, client, name, batch_size=batch_size, workers=workers, console=console)
-    finally:
-        client.close()
-    console.print(
-        f"[green]{'created' if created else 'updated'}[/] collection '{name}' in {settings.location}: "
-        f"{stats.written} written, {stats.already_present} already present, "
-        f"{stats.points_in_collection} points in the collection"
+    outcome = index_dataset(
+        encoder,
+        corpus,
+        dataset.name,
+        QdrantSettings.from_env(path=qdrant_path, url=qdrant_url, api_key_env=api_key_env, timeout=timeout),
+        collection or dataset.name,
+        model_reference(model),
+        recreate=recreate,
+        sync=sync,
+        allow_other_corpus=allow_other_corpus,
+        batch_size=batch_size,
+        workers=workers,
+        console=console,
     )
+    console.print(outcome.summary(), highlight=False, markup=False)

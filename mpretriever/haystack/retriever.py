@@ -9,9 +9,15 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import Secret, deserialize_secrets_inplace
 from haystack_integrations.document_stores.qdrant.converters import convert_qdrant_point_to_haystack_document
 from haystack_integrations.document_stores.qdrant.filters import convert_filters_to_qdrant
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 
-from mpretriever.index.collection import check_compatible, collection_manifest, read_manifest, search_lengths
+from mpretriever.index.collection import (
+    FINGERPRINT_FIELD,
+    check_compatible,
+    collection_manifest,
+    read_manifest,
+    search_lengths,
+)
 from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PATH, DEFAULT_TIMEOUT_S, QdrantSettings
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.onnx_backend import Backend
@@ -156,7 +162,7 @@ class MPRetriever:
             query=vector,
             query_filter=convert_filters_to_qdrant(filters if filters is not None else self.filters),
             limit=limit,
-            with_payload=True,
+            with_payload=models.PayloadSelectorExclude(exclude=[FINGERPRINT_FIELD]),  # the indexer's own
             with_vectors=False,
         )
         documents = [convert_qdrant_point_to_haystack_document(p, use_sparse_embeddings=False) for p in response.points]

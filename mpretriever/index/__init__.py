@@ -15,11 +15,15 @@ _EXPORTS = {
     "collection_manifest": "mpretriever.index.collection",
     "ensure_collection": "mpretriever.index.collection",
     "point_id": "mpretriever.index.collection",
+    "recorded_corpora": "mpretriever.index.collection",
     "read_manifest": "mpretriever.index.collection",
     "QdrantSettings": "mpretriever.index.connection",
     "QdrantUnavailableError": "mpretriever.index.connection",
     "IndexStats": "mpretriever.index.indexer",
     "index_corpus": "mpretriever.index.indexer",
+    "IndexOutcome": "mpretriever.index.run",
+    "index_dataset": "mpretriever.index.run",
+    "model_reference": "mpretriever.index.run",
 }
 
 __all__ = sorted(_EXPORTS)

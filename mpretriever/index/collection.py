@@ -1,13 +1,15 @@
 """Qdrant collections in the layout qdrant-haystack's ``QdrantDocumentStore`` reads, with the model manifest.
 
 Points: id ``convert_id(document id)`` (qdrant-haystack's deterministic UUID), one unnamed dense vector, payload
-``Document.to_dict(flatten=False)`` without the embedding. The collection's metadata holds, under
-``"mpretriever"``, what is needed to embed queries the same way: the model, its fingerprint, dimension, similarity
-and prefixes.
+``Document.to_dict(flatten=False)`` without the embedding, plus ``content_fingerprint`` (a digest of the title and
+text that were embedded; qdrant-haystack reads it as one more ``meta`` field). The collection's metadata holds,
+under ``"mpretriever"``, what is needed to embed queries the same way (the model, its fingerprint, dimension,
+similarity and prefixes), the backend that encoded the passages and the corpora indexed into it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -20,15 +22,28 @@ from mpretriever.model.bi_encoder import BiEncoder
 logger = logging.getLogger(__name__)
 
 METADATA_KEY = "mpretriever"
+CORPORA_KEY = "corpora"
+FINGERPRINT_FIELD = "content_fingerprint"
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT}
 
 
 class CollectionMismatchError(ValueError):
-    """The collection was built with another model (or dimension) than the one in use."""
+    """The collection was built with another model (or dimension, or backend), or from another corpus, than the
+    one in use."""
 
 
 def point_id(doc_id: str) -> str:
     return convert_id(doc_id)
+
+
+def content_fingerprint(title: str, text: str) -> str:
+    """A digest of what a passage's embedding depends on in the corpus: its title and its text."""
+    digest = hashlib.sha256()
+    for value in (title, text):
+        encoded = value.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "little"))
+        digest.update(encoded)
+    return digest.hexdigest()[:32]
 
 
 def collection_manifest(model: BiEncoder, model_name: str) -> dict[str, Any]:
@@ -104,18 +119,60 @@ def search_lengths(stored: dict[str, Any] | None, query_max_length: int | None =
     }
 
 
-def ensure_collection(client: QdrantClient, collection: str, manifest: dict[str, Any], recreate: bool = False) -> bool:
-    """Create the collection for ``manifest`` (or check the existing one). Returns True when it was created."""
+def recorded_corpora(client: QdrantClient, collection: str) -> list[str]:
+    """The corpora indexed into the collection, as its manifest records them (none for older collections)."""
+    return list((read_manifest(client, collection) or {}).get(CORPORA_KEY) or [])
+
+
+def check_writable(
+    client: QdrantClient, collection: str, expected: dict[str, Any], corpus: str | None, allow_other_corpus: bool
+) -> None:
+    """What :func:`check_compatible` checks for searching, and what writing more vectors into the collection also
+    needs: the same backend (an int8 and a float32 encoding of one model are different vectors) and, unless
+    ``allow_other_corpus``, the corpus that filled it."""
+    check_compatible(client, collection, expected)
+    stored = read_manifest(client, collection)
+    if stored is None:
+        return
+    stored_backend = stored.get("backend", "torch")
+    if stored_backend != expected["backend"]:
+        raise CollectionMismatchError(
+            f"collection '{collection}' was encoded with the {stored_backend} backend, not {expected['backend']}: "
+            f"index with --backend {stored_backend}, or re-index with --recreate"
+        )
+    corpora = stored.get(CORPORA_KEY) or []
+    if corpus is not None and corpora and corpus not in corpora and not allow_other_corpus:
+        raise CollectionMismatchError(
+            f"collection '{collection}' holds corpus {', '.join(corpora)}, not {corpus}: choose another "
+            "--collection, pass --allow-other-corpus to merge both into it, or re-index with --recreate"
+        )
+
+
+def ensure_collection(
+    client: QdrantClient,
+    collection: str,
+    manifest: dict[str, Any],
+    recreate: bool = False,
+    corpus: str | None = None,
+    allow_other_corpus: bool = False,
+) -> bool:
+    """Create the collection for ``manifest`` (or check, with :func:`check_writable`, that the existing one may
+    take more of ``corpus``'s vectors). ``corpus`` names the corpus to index; the manifest records it. Returns True
+    when the collection was created."""
     exists = client.collection_exists(collection)
     if exists and not recreate:
-        check_compatible(client, collection, manifest)
+        check_writable(client, collection, manifest, corpus, allow_other_corpus)
+        stored = read_manifest(client, collection)
+        corpora = list((stored or {}).get(CORPORA_KEY) or [])
+        if stored is not None and corpus is not None and corpus not in corpora:
+            client.update_collection(collection, metadata={METADATA_KEY: {**stored, CORPORA_KEY: [*corpora, corpus]}})
         return False
     if exists:
         client.delete_collection(collection)
     client.create_collection(
         collection,
         vectors_config=models.VectorParams(size=manifest["dimension"], distance=DISTANCES[manifest["similarity"]]),
-        metadata={METADATA_KEY: manifest},
+        metadata={METADATA_KEY: {**manifest, CORPORA_KEY: [corpus] if corpus is not None else []}},
     )
     return True
 
@@ -125,4 +182,5 @@ def document_payload(doc_id: str, title: str, text: str) -> dict[str, Any]:
     meta = {"title": title} if title else {}
     payload = Document(id=doc_id, content=text, meta=meta).to_dict(flatten=False)
     payload.pop("embedding", None)
+    payload[FINGERPRINT_FIELD] = content_fingerprint(title, text)
     return payload

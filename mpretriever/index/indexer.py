@@ -1,46 +1,74 @@
-"""Indexing a corpus into Qdrant: idempotent, resumable, parallel on CPUs, progress on the console.
+"""Indexing a corpus into Qdrant: idempotent, resumable, true to the corpus, parallel on CPUs, with progress.
 
 Point ids derive from document ids, so a re-run adds nothing twice; before encoding, every chunk of documents is
-checked against the collection and only the missing ones are encoded and written, so an interrupted run resumes
-where it stopped. Encoding goes through sentence-transformers' ``encode_document`` (batches sorted by length, the
-query/document prompts and lengths of the run); on CPUs it can use sentence-transformers' multi-process pool with
-one thread per process, which beats one process with several threads. The upsert of a chunk overlaps with the
-encoding of the next.
+checked against the collection and only the missing ones, and those whose title or text changed (their stored
+content fingerprint differs), are encoded and written, so an interrupted run resumes where it stopped. Points
+whose documents left the corpus are counted, and deleted on request (``sync``). Encoding goes through
+sentence-transformers' ``encode_document`` (batches sorted by length, the query/document prompts and lengths of
+the run); on CPUs it can use a multi-process pool with one thread per process, which beats one process with
+several threads, and whose workers exit when their parent dies, even by ``kill -9``. The upsert of a chunk
+overlaps with the encoding of the next; it is split into requests well under Qdrant's request size limit, each
+retried with back-off on transient server errors.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.queues import Queue
 from typing import Any
 
 import datasets
+import httpx
 import torch
 from qdrant_client import QdrantClient, models
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from rich.console import Console
+from sentence_transformers import SentenceTransformer
+from tqdm import tqdm
 
 from mpretriever.data.beir import passage_text
-from mpretriever.index.collection import document_payload, point_id
+from mpretriever.index.collection import FINGERPRINT_FIELD, document_payload, point_id
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.progress import task_progress
 
 logger = logging.getLogger(__name__)
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+PARENT_POLL_S = 0.5
+
+# Qdrant refuses REST requests over 32 MB by default (service.max_request_size_mb); a quarter of that also keeps
+# each request well inside the client's timeout.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+JSON_BYTES_PER_FLOAT = 25  # the longest JSON float, "-2.2250738585072014e-308", and its comma
+POINT_OVERHEAD_BYTES = 128  # the id and the keys around vector and payload
+UPSERT_ATTEMPTS = 5
+FIRST_RETRY_DELAY_S = 0.5
+DELETE_BATCH = 10_000
 
 
 @dataclass
 class IndexStats:
-    """What one indexing run did."""
+    """What one indexing run did. ``written`` counts every point upserted, ``updated`` those of them that replaced
+    a point whose title or text had changed; ``stale`` counts the points of the collection whose ids are not in the
+    corpus (after the run: 0 when ``deleted`` removed them)."""
 
     documents: int
     written: int
     already_present: int
     points_in_collection: int
+    updated: int = 0
+    stale: int = 0
+    deleted: int = 0
 
 
 def default_workers(documents: int, backend: str = "torch") -> int:
@@ -52,16 +80,53 @@ def default_workers(documents: int, backend: str = "torch") -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:  # a dead parent's children are re-parented (to init or a subreaper)
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _worker_bound_to_parent(
+    parent_pid: int, device: str, model: SentenceTransformer, inputs: Queue, outputs: Queue
+) -> None:
+    """sentence-transformers' pool worker, with a watchdog thread that ends the process once its parent is gone:
+    the worker waits on its queue forever otherwise, holding the model's memory.
+
+    The worker's progress bars (disabled, but built all the same) share a thread lock: tqdm's default adds a
+    named semaphore, which a worker stopped by ``terminate()`` never unlinks, so that the parent's exit warned
+    "resource_tracker: There appear to be N leaked semaphore objects", one per worker."""
+    tqdm.set_lock(threading.RLock())
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
+    type(model)._multi_process_worker(device, model, inputs, outputs)
+
+
+def _start_cpu_workers(model: SentenceTransformer, workers: int) -> dict[str, Any]:
+    """What ``SentenceTransformer.start_multi_process_pool(["cpu"] * workers)`` starts, with workers that die with
+    this process (see :func:`_worker_bound_to_parent`); stopped by ``stop_multi_process_pool``."""
+    model.to("cpu")
+    model.share_memory()
+    context = multiprocessing.get_context("spawn")  # as sentence-transformers: torch does not survive a fork
+    inputs, outputs = context.Queue(), context.Queue()
+    processes = []
+    for _ in range(workers):
+        process = context.Process(
+            target=_worker_bound_to_parent, args=(os.getpid(), "cpu", model, inputs, outputs), daemon=True
+        )
+        process.start()
+        processes.append(process)
+    return {"input": inputs, "output": outputs, "processes": processes}
+
+
 @contextmanager
 def cpu_pool(encoder: BiEncoder, workers: int) -> Iterator[dict[str, Any] | None]:
-    """sentence-transformers' multi-process pool with one thread per process (``None`` for one worker)."""
+    """A multi-process encoding pool with one thread per process (``None`` for one worker)."""
     if workers <= 1:
         yield None
         return
     saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))  # read by torch when each spawned worker starts
     try:
-        pool = encoder.model.start_multi_process_pool(["cpu"] * workers)
+        pool = _start_cpu_workers(encoder.model, workers)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -79,9 +144,94 @@ def _chunks(total: int, size: int) -> Iterator[range]:
         yield range(start, min(start + size, total))
 
 
-def _existing(client: QdrantClient, collection: str, ids: list[str]) -> set[str]:
-    records = client.retrieve(collection, ids=ids, with_payload=False, with_vectors=False)
-    return {str(record.id).replace("-", "") for record in records}
+def _hex(point: models.Record) -> str:
+    return str(point.id).replace("-", "")
+
+
+def _stored_fingerprints(client: QdrantClient, collection: str, ids: list[str]) -> dict[str, str | None]:
+    """The content fingerprint of each of ``ids`` that the collection holds (``None``: a point without one)."""
+    records = client.retrieve(collection, ids=ids, with_payload=[FINGERPRINT_FIELD], with_vectors=False)
+    return {_hex(record): (record.payload or {}).get(FINGERPRINT_FIELD) for record in records}
+
+
+def estimated_request_bytes(point: models.PointStruct) -> int:
+    """An upper bound of the point's share of an upsert request's JSON body."""
+    if not isinstance(point.vector, list):
+        raise TypeError("request sizes are estimated for points with one dense vector")
+    return POINT_OVERHEAD_BYTES + JSON_BYTES_PER_FLOAT * len(point.vector) + len(json.dumps(point.payload))
+
+
+def request_batches(
+    points: Iterable[models.PointStruct], max_bytes: int = MAX_REQUEST_BYTES
+) -> Iterator[list[models.PointStruct]]:
+    """``points`` in consecutive batches whose estimated request size stays under ``max_bytes`` (a point larger
+    than that on its own goes alone)."""
+    batch: list[models.PointStruct] = []
+    size = 0
+    for point in points:
+        cost = estimated_request_bytes(point)
+        if batch and size + cost > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(point)
+        size += cost
+    if batch:
+        yield batch
+
+
+def retry_delay(error: Exception, attempt: int) -> float | None:
+    """Seconds to wait before retrying after ``error`` (exponential back-off, or the server's Retry-After), or
+    ``None`` when it is not transient: only an overloaded or failing server (429, 5xx), a timeout or a dropped
+    connection is."""
+    backoff = FIRST_RETRY_DELAY_S * 2 ** (attempt - 1)
+    if isinstance(error, ResourceExhaustedResponse):
+        return max(backoff, error.retry_after_s)
+    if isinstance(error, UnexpectedResponse):
+        status = error.status_code or 0
+        return backoff if status == 429 or status >= 500 else None
+    if isinstance(error, ResponseHandlingException):  # wraps the transport's error, or a malformed response
+        error = error.source
+    return backoff if isinstance(error, httpx.TransportError | TimeoutError | ConnectionError) else None
+
+
+def upsert_with_retry(client: QdrantClient, collection: str, points: list[models.PointStruct]) -> None:
+    """``client.upsert`` retried with exponential back-off on transient errors (upserts are idempotent).
+    qdrant-client's own retry (``upload_points(max_retries=)``) retries at once, and every error alike."""
+    for attempt in range(1, UPSERT_ATTEMPTS + 1):
+        try:
+            client.upsert(collection, points, wait=True)
+            return
+        except Exception as error:
+            delay = retry_delay(error, attempt)
+            if attempt == UPSERT_ATTEMPTS or delay is None:
+                raise
+            logger.warning(
+                "writing %d points to '%s' failed (%s); retrying in %.1f s", len(points), collection, error, delay
+            )
+            time.sleep(delay)
+
+
+def _write(client: QdrantClient, collection: str, points: list[models.PointStruct], max_bytes: int) -> None:
+    for batch in request_batches(points, max_bytes):
+        upsert_with_retry(client, collection, batch)
+
+
+def delete_points_outside(client: QdrantClient, collection: str, kept: set[str]) -> int:
+    """Delete every point whose id (hex, as :func:`~mpretriever.index.collection.point_id` gives) is not in
+    ``kept``; returns how many were deleted."""
+    outside: list[str] = []
+    offset: Any = None
+    while True:
+        points, offset = client.scroll(
+            collection, limit=DELETE_BATCH, offset=offset, with_payload=False, with_vectors=False
+        )
+        outside += [pid for pid in map(_hex, points) if pid not in kept]
+        if offset is None:
+            break
+    for start in range(0, len(outside), DELETE_BATCH):
+        batch = outside[start : start + DELETE_BATCH]
+        client.delete(collection, points_selector=models.PointIdsList(points=batch), wait=True)  # type: ignore[arg-type]
+    return len(outside)
 
 
 def index_corpus(
@@ -94,13 +244,17 @@ def index_corpus(
     workers: int | None = None,
     console: Console | None = None,
     show_progress: bool = True,
+    sync: bool = False,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
 ) -> IndexStats:
-    """Embed every passage of ``corpus`` (columns ``_id``, ``title``, ``text``) that the collection lacks.
+    """Embed every passage of ``corpus`` (columns ``_id``, ``title``, ``text``) that the collection lacks or holds
+    with another title or text; with ``sync``, also delete the points whose ids are not in ``corpus``.
 
     The collection must exist (see :func:`mpretriever.index.collection.ensure_collection`). ``workers=None``
-    chooses with :func:`default_workers`.
+    chooses with :func:`default_workers`. Points written before content fingerprints were stored count as changed.
     """
-    written = present = 0
+    written = present = updated = 0
+    corpus_ids: set[str] = set()
     progress = task_progress(console, show_progress)
     workers = default_workers(len(corpus), encoder.backend) if workers is None else workers
     if workers > 1 and encoder.backend != "torch":
@@ -116,8 +270,19 @@ def index_corpus(
         for rows in _chunks(len(corpus), chunk_size):
             chunk = corpus[rows.start : rows.stop]
             ids = [point_id(doc_id) for doc_id in chunk["_id"]]
-            existing = _existing(client, collection, ids)
-            missing = [offset for offset, pid in enumerate(ids) if pid not in existing]
+            if sync:
+                corpus_ids.update(ids)
+            stored = _stored_fingerprints(client, collection, ids)
+            payloads = [
+                document_payload(doc_id, title, text)
+                for doc_id, title, text in zip(chunk["_id"], chunk["title"], chunk["text"], strict=True)
+            ]
+            missing = [
+                offset
+                for offset, (pid, payload) in enumerate(zip(ids, payloads, strict=True))
+                if stored.get(pid, "") != payload[FINGERPRINT_FIELD]
+            ]
+            updated += sum(1 for offset in missing if ids[offset] in stored)
             present += len(rows) - len(missing)
             points: list[models.PointStruct] = []
             if missing:
@@ -126,19 +291,24 @@ def index_corpus(
                     texts, "passage", batch_size=batch_size, pool=pool, convert_to_numpy=True, show_progress_bar=False
                 )
                 points = [
-                    models.PointStruct(
-                        id=ids[offset],
-                        vector=vector.tolist(),
-                        payload=document_payload(chunk["_id"][offset], chunk["title"][offset], chunk["text"][offset]),
-                    )
+                    models.PointStruct(id=ids[offset], vector=vector.tolist(), payload=payloads[offset])
                     for offset, vector in zip(missing, embeddings, strict=True)
                 ]
             if pending is not None:
                 pending.result()
-            pending = writer.submit(client.upsert, collection, points, wait=True) if points else None
+            pending = writer.submit(_write, client, collection, points, max_request_bytes) if points else None
             written += len(points)
             progress.update(task, advance=len(rows))
         if pending is not None:
             pending.result()
+    deleted = delete_points_outside(client, collection, corpus_ids) if sync else 0
     count = client.count(collection, exact=True).count
-    return IndexStats(documents=len(corpus), written=written, already_present=present, points_in_collection=count)
+    return IndexStats(
+        documents=len(corpus),
+        written=written,
+        already_present=present,
+        points_in_collection=count,
+        updated=updated,
+        stale=max(0, count - len(corpus)),  # after the run every corpus id is in the collection
+        deleted=deleted,
+    )

@@ -1,5 +1,5 @@
-"""One-shot initialisation of the demo (the ``init`` service of ``docker-compose.yml``): ``mpr index`` the sample
-dataset into the collection unless the collection already holds the whole corpus.
+"""One-shot initialisation of the demo (the ``init`` service of ``docker-compose.yml``): make the collection hold
+exactly the sample dataset's corpus, with the library's indexer (as ``mpr index --sync`` does).
 
 ``python -m mpretriever.service.init_index`` reads the service's variables (``MPR_COLLECTION``, ``MPR_QDRANT_URL``
 or ``MPR_QDRANT_PATH``, ``QDRANT_API_KEY``, ``MPR_MODEL``; see :mod:`mpretriever.service.settings`) and:
@@ -7,8 +7,11 @@ or ``MPR_QDRANT_PATH``, ``QDRANT_API_KEY``, ``MPR_MODEL``; see :mod:`mpretriever
 - ``MPR_INDEX_DATA``: a BEIR-layout dataset directory (or a BEIR name, resolved as ``mpr index --data`` does);
 - ``MPR_INDEX_MAX_DOCS``: index only the first N documents (default: all).
 
-An interrupted run leaves an incomplete collection; the next run resumes it (``mpr index`` writes only what is
-missing).
+The model is ``MPR_MODEL``, or else the one the collection records (the one the service then searches with), or
+else the packaged default. Documents missing from the collection, or whose title or text changed, are embedded and
+written; points whose documents are no longer in the corpus (or beyond ``MPR_INDEX_MAX_DOCS``) are deleted. A
+collection built with another model, backend or corpus is refused with a one-line message. An interrupted run
+leaves an incomplete collection; the next run resumes it.
 """
 
 from __future__ import annotations
@@ -19,43 +22,30 @@ import sys
 from mpretriever.data.beir import BeirDataset
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.resolve import DatasetNotFoundError, resolve_dataset
-from mpretriever.index.connection import DEFAULT_API_KEY_ENV, QdrantUnavailableError
+from mpretriever.index.collection import read_manifest
+from mpretriever.index.run import index_dataset, model_reference
+from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.service.settings import ServiceSettings
 
 DATA_ENV = "MPR_INDEX_DATA"
 MAX_DOCS_ENV = "MPR_INDEX_MAX_DOCS"
 
 
-def index_arguments(settings: ServiceSettings, data: str, max_docs: int | None) -> list[str]:
-    """The ``mpr index`` command line that fills ``settings``'s collection from ``data``."""
-    qdrant = settings.qdrant
-    arguments = ["index", "--data", data, "--collection", settings.collection, "--timeout", str(qdrant.timeout)]
-    if qdrant.url:
-        arguments += ["--qdrant-url", qdrant.url, "--api-key-env", DEFAULT_API_KEY_ENV]
-    else:
-        arguments += ["--qdrant-path", str(qdrant.path)]
+def indexing_model(settings: ServiceSettings) -> str | None:
+    """``MPR_MODEL``, or else the model the collection records; ``None`` (the default model) for a new one."""
     if settings.model:
-        arguments += ["--model", settings.model]
-    if max_docs is not None:
-        arguments += ["--max-docs", str(max_docs)]
-    return arguments
-
-
-def points_in_collection(settings: ServiceSettings) -> int | None:
-    """How many points the collection holds; ``None`` when it does not exist."""
+        return settings.model
     client = settings.qdrant.connect()
     try:
         if not client.collection_exists(settings.collection):
             return None
-        return client.count(settings.collection, exact=True).count
+        return (read_manifest(client, settings.collection) or {}).get("model")
     finally:
         client.close()
 
 
 def main() -> None:
-    """Exit 0 when the collection is complete or once it is indexed; non-zero, with a message, otherwise."""
-    from mpretriever.cli.app import main as mpr
-
+    """Exit 0 once the collection holds exactly the corpus; non-zero, with a one-line message, otherwise."""
     data = os.environ.get(DATA_ENV, "").strip()
     if not data:
         sys.exit(f"error: set {DATA_ENV} to a BEIR-layout dataset directory (see the README's Docker demo)")
@@ -65,24 +55,36 @@ def main() -> None:
         sys.exit(f"error: {MAX_DOCS_ENV} must be an integer, got {os.environ[MAX_DOCS_ENV]!r}")
     settings = ServiceSettings.from_env()
     try:
-        documents = len(BeirDataset(resolve_dataset(data)).corpus)
+        dataset = BeirDataset(resolve_dataset(data))
+        corpus = dataset.corpus
     except (DataFormatError, DatasetNotFoundError) as error:
         sys.exit(f"error: {error} (set {DATA_ENV}; see the README's Docker demo for getting a dataset)")
-    expected = min(documents, max_docs) if max_docs is not None else documents
+    if max_docs is not None:
+        corpus = corpus.select(range(min(max_docs, len(corpus))))
+    collection, location = settings.collection, settings.qdrant.location
     try:
-        points = points_in_collection(settings)
-    except QdrantUnavailableError as error:
+        model = indexing_model(settings)
+        print(f"checking '{collection}' in {location} against {len(corpus)} documents of {data}", file=sys.stderr)
+        outcome = index_dataset(
+            BiEncoder.from_pretrained(model),
+            corpus,
+            dataset.name,
+            settings.qdrant,
+            collection,
+            model_reference(model),
+            sync=True,
+        )
+    except (OSError, ValueError) as error:  # Qdrant unreachable, a model not found, a collection refused
         sys.exit(f"error: {error}")
-    if points is not None and points >= expected:
+    if outcome.changed_anything:
+        print(outcome.summary(), file=sys.stderr)
+    else:
         print(
-            f"collection '{settings.collection}' in {settings.qdrant.location} already holds {points} points: "
+            f"collection '{collection}' in {location} already holds the {len(corpus)} documents, unchanged: "
             "nothing to index",
             file=sys.stderr,
         )
-        sys.exit(0)
-    print(f"indexing {expected} documents of {data} into '{settings.collection}'", file=sys.stderr, flush=True)
-    sys.argv = ["mpr", *index_arguments(settings, data, max_docs)]
-    mpr()
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 
@@ -13,12 +14,16 @@ from mpretriever.index import (
     CollectionMismatchError,
     QdrantSettings,
     QdrantUnavailableError,
+    check_compatible,
     collection_manifest,
     ensure_collection,
     index_corpus,
+    index_dataset,
     point_id,
     read_manifest,
+    recorded_corpora,
 )
+from mpretriever.index.collection import FINGERPRINT_FIELD
 from mpretriever.model import BiEncoder
 
 
@@ -67,11 +72,11 @@ def test_interrupted_run_resumes_with_exact_count(encoder, client, tiny_beir: Pa
     def failing_upsert(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise ConnectionError("simulated crash")
+            raise RuntimeError("simulated crash")
         return real_upsert(*args, **kwargs)
 
     monkeypatch.setattr(client, "upsert", failing_upsert)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(RuntimeError, match="simulated crash"):
         index_corpus(encoder, corpus, client, "docs", chunk_size=16, show_progress=False)
     monkeypatch.setattr(client, "upsert", real_upsert)
     before = client.count("docs", exact=True).count
@@ -147,3 +152,86 @@ def test_multi_process_encoding_gives_the_same_vectors(encoder, client, tiny_bei
     expected = encoder.embed_texts(texts, "passage")
     actual = torch.tensor([vectors[doc_id] for doc_id in corpus["_id"]])
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-4)
+
+
+def _edited(corpus: datasets.Dataset, changed: dict[str, str]) -> datasets.Dataset:
+    return corpus.map(lambda row: {"text": changed.get(row["_id"], row["text"])})
+
+
+def test_changed_texts_are_embedded_again(encoder, client, tiny_beir: Path) -> None:
+    corpus = BeirDataset(tiny_beir).corpus
+    _index(encoder, corpus, client)
+    changed = {"d0-1": "coffee and sleep", "n3": "milk egg fish"}
+    stats = _index(encoder, _edited(corpus, changed), client)
+    assert (stats.written, stats.updated, stats.already_present, stats.points_in_collection) == (2, 2, 58, 60)
+    record = client.retrieve("docs", ids=[point_id("d0-1")], with_vectors=True, with_payload=True)[0]
+    assert record.payload["content"] == "coffee and sleep"
+    expected = encoder.embed_texts([f"{corpus[1]['title']} coffee and sleep"], "passage")[0]
+    torch.testing.assert_close(torch.tensor(record.vector), expected, atol=1e-5, rtol=1e-4)
+    assert _index(encoder, _edited(corpus, changed), client).written == 0
+
+
+def test_points_without_a_fingerprint_are_embedded_again(encoder, client, tiny_beir: Path) -> None:
+    corpus = BeirDataset(tiny_beir).corpus
+    _index(encoder, corpus, client)
+    older = [point_id(doc_id) for doc_id in ("d1-0", "n5")]
+    client.delete_payload("docs", keys=[FINGERPRINT_FIELD], points=older)  # as written before fingerprints
+    stats = _index(encoder, corpus, client)
+    assert (stats.written, stats.updated, stats.already_present) == (2, 2, 58)
+    records = client.retrieve("docs", ids=older, with_payload=[FINGERPRINT_FIELD])
+    assert all(record.payload.get(FINGERPRINT_FIELD) for record in records)
+
+
+def test_removed_documents_are_counted_and_deleted_with_sync(encoder, client, tiny_beir: Path) -> None:
+    corpus = BeirDataset(tiny_beir).corpus
+    _index(encoder, corpus, client)
+    kept = corpus.select(range(50))
+    stats = _index(encoder, kept, client)
+    assert (stats.written, stats.stale, stats.deleted, stats.points_in_collection) == (0, 10, 0, 60)
+    stats = _index(encoder, kept, client, sync=True)
+    assert (stats.written, stats.stale, stats.deleted, stats.points_in_collection) == (0, 0, 10, 50)
+    removed = [point_id(doc_id) for doc_id in corpus.select(range(50, 60))["_id"]]
+    assert client.retrieve("docs", ids=removed) == []
+
+
+def test_another_backend_is_refused_for_writing_but_not_for_searching(encoder, client, tiny_beir: Path) -> None:
+    _index(encoder, BeirDataset(tiny_beir).corpus, client)
+    int8 = {**collection_manifest(encoder, "tiny"), "backend": "onnx-int8"}
+    with pytest.raises(CollectionMismatchError, match="encoded with the torch backend, not onnx-int8"):
+        ensure_collection(client, "docs", int8)
+    check_compatible(client, "docs", int8)  # searching with another backend is fine
+    assert ensure_collection(client, "docs", int8, recreate=True) is True
+    assert read_manifest(client, "docs")["backend"] == "onnx-int8"
+
+
+def test_another_corpus_is_refused_unless_allowed(encoder, client) -> None:
+    manifest = collection_manifest(encoder, "tiny")
+    ensure_collection(client, "docs", manifest, corpus="nfcorpus")
+    with pytest.raises(CollectionMismatchError, match=r"holds corpus nfcorpus, not scifact.*--allow-other-corpus"):
+        ensure_collection(client, "docs", manifest, corpus="scifact")
+    ensure_collection(client, "docs", manifest, corpus="nfcorpus")  # the same corpus again
+    ensure_collection(client, "docs", manifest, corpus="scifact", allow_other_corpus=True)
+    assert recorded_corpora(client, "docs") == ["nfcorpus", "scifact"]
+    ensure_collection(client, "docs", manifest, corpus="scifact")  # merged once: accepted from now on
+    assert ensure_collection(client, "docs", manifest, recreate=True, corpus="cranfield") is True
+    assert recorded_corpora(client, "docs") == ["cranfield"]
+
+
+def test_sync_is_refused_where_another_corpus_was_merged_in(encoder, tiny_beir: Path, tmp_path: Path) -> None:
+    settings = QdrantSettings(path=str(tmp_path / "qdrant"))
+    corpus = BeirDataset(tiny_beir).corpus
+    index_dataset(encoder, corpus.select(range(30)), "first", settings, "docs", "tiny", show_progress=False)
+    merged = index_dataset(
+        encoder,
+        corpus.select(range(30, 60)),
+        "second",
+        settings,
+        "docs",
+        "tiny",
+        allow_other_corpus=True,
+        show_progress=False,
+    )
+    assert merged.stats.points_in_collection == 60 and merged.stats.stale == 30
+    assert "30 points are not in this corpus" in merged.summary() and "--sync deletes them" in merged.summary()
+    with pytest.raises(CollectionMismatchError, match="also holds corpus first: --sync would delete its points"):
+        index_dataset(encoder, corpus.select(range(30, 60)), "second", settings, "docs", "tiny", sync=True)

@@ -10,7 +10,14 @@ import onnx
 import pytest
 
 from mpretriever.data import BeirDataset
-from mpretriever.index import QdrantSettings, collection_manifest, ensure_collection, index_corpus, read_manifest
+from mpretriever.index import (
+    QdrantSettings,
+    check_compatible,
+    collection_manifest,
+    ensure_collection,
+    index_corpus,
+    read_manifest,
+)
 from mpretriever.model import BiEncoder, onnx_backend
 
 TEXTS = [
@@ -126,7 +133,7 @@ def test_index_with_int8_then_search_with_torch(reference: BiEncoder, tiny_run: 
     assert stats.points_in_collection == len(corpus)
     manifest = read_manifest(client, "docs")
     assert manifest is not None and manifest["backend"] == "onnx-int8"
-    ensure_collection(client, "docs", collection_manifest(reference, str(tiny_run)))  # same weights: accepted
+    check_compatible(client, "docs", collection_manifest(reference, str(tiny_run)))  # searching with torch: accepted
     query = reference.model.encode_query(["cancer cell"], convert_to_numpy=True)[0]
     hits = client.query_points("docs", query=query.tolist(), limit=3).points
     assert len(hits) == 3 and hits[0].score > 0.5

@@ -1,16 +1,18 @@
-"""The demo's init step: mpr index the sample dataset unless the collection already holds it; and mpr serve."""
+"""The demo's init step: the collection holds exactly the sample dataset's corpus afterwards; and mpr serve."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from mpretriever.index import QdrantSettings
-from mpretriever.service import ServiceSettings
-from mpretriever.service.init_index import index_arguments, main
+from mpretriever.index import QdrantSettings, point_id, read_manifest
+from mpretriever.service.init_index import main
 from tests.cli.test_cli import run_cli
+from tests.conftest import write_jsonl
 
 
 def run_init(
@@ -47,7 +49,8 @@ def test_indexes_a_missing_collection_once(
 
     code, output = run_init(monkeypatch, capsys, **environment)
     assert code == 0 and "written" not in output
-    assert "already holds 40 points: nothing to index" in output
+    assert "already holds the 40 documents, unchanged: nothing to index" in output
+    assert sys.argv == ["init_index"], "the indexer is called as a library, not through mpr's command line"
 
     code, output = run_init(monkeypatch, capsys, **{**environment, "MPR_INDEX_MAX_DOCS": ""})  # the rest of it
     assert code == 0 and "20 written, 40 already present, 60 points" in output
@@ -61,13 +64,47 @@ def test_missing_data_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> N
     assert code != 0 and "dataset directory not found" in output and "README" in output
 
 
-def test_server_mode_passes_the_api_key_by_variable_name_only() -> None:
-    settings = ServiceSettings(qdrant=QdrantSettings(url="http://qdrant:6333", api_key="secret-key"), collection="c")
-    arguments = index_arguments(settings, "/data/sample", None)
-    assert arguments[:5] == ["index", "--data", "/data/sample", "--collection", "c"]
-    assert "--qdrant-url" in arguments and "--qdrant-path" not in arguments
-    assert arguments[arguments.index("--api-key-env") + 1] == "QDRANT_API_KEY"
-    assert "secret-key" not in arguments
+def test_a_changed_or_shrunk_corpus_is_not_called_complete(
+    tiny_beir: Path, tiny_run: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    qdrant = str(tmp_path / "qdrant")
+    environment = {"MPR_MODEL": str(tiny_run), "MPR_COLLECTION": "demo", "MPR_QDRANT_PATH": qdrant}
+    code, output = run_init(monkeypatch, capsys, MPR_INDEX_DATA=str(tiny_beir), **environment)
+    assert code == 0 and "60 written" in output
+
+    edited = tmp_path / "edited" / tiny_beir.name  # the same dataset, a later version of it
+    shutil.copytree(tiny_beir, edited)
+    documents = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines()]
+    documents[0]["text"], documents[1]["title"] = "coffee and tea", "sleep"
+    write_jsonl(edited / "corpus.jsonl", documents[:55])
+    code, output = run_init(monkeypatch, capsys, MPR_INDEX_DATA=str(edited), **environment)
+    assert code == 0, output
+    assert "2 written, 53 already present, 55 points in the collection" in output
+    assert "2 of the written re-embedded" in output and "5 points whose documents left the corpus deleted" in output
+    client = QdrantSettings(path=qdrant).connect()
+    assert client.retrieve("demo", ids=[point_id(documents[0]["_id"])])[0].payload["content"] == "coffee and tea"
+    assert client.retrieve("demo", ids=[point_id(document["_id"]) for document in documents[55:]]) == []
+    client.close()
+
+
+def test_the_collection_model_is_kept_and_another_corpus_refused(
+    tiny_beir: Path, tiny_run: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    qdrant = str(tmp_path / "qdrant")
+    environment = {"MPR_COLLECTION": "demo", "MPR_QDRANT_PATH": qdrant, "MPR_INDEX_MAX_DOCS": "10"}
+    code, output = run_init(monkeypatch, capsys, MPR_INDEX_DATA=str(tiny_beir), MPR_MODEL=str(tiny_run), **environment)
+    assert code == 0 and "10 written" in output
+    monkeypatch.delenv("MPR_MODEL")
+    code, output = run_init(monkeypatch, capsys, MPR_INDEX_DATA=str(tiny_beir), **environment)
+    assert code == 0 and "nothing to index" in output, "without MPR_MODEL: the model the collection records"
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_beir, other)
+    code, output = run_init(monkeypatch, capsys, MPR_INDEX_DATA=str(other), **environment)
+    assert code != 0 and f"holds corpus {tiny_beir.name}, not other" in output
+    client = QdrantSettings(path=qdrant).connect()
+    assert read_manifest(client, "demo")["corpora"] == [tiny_beir.name] and client.count("demo").count == 10
+    client.close()
 
 
 def test_mpr_serve_help(capsys, monkeypatch) -> None:

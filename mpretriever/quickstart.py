@@ -3,7 +3,8 @@
 1. fine-tune the base model with a multi-positive objective (LSEPair by default) on the dataset's training labels;
 2. index the corpus twice into an embedded Qdrant: with the base model and with the fine-tuned one;
 3. evaluate both through the Haystack retriever (the component the RAG pipelines use) on the test split;
-4. print the comparison, with a paired t-test per measure (fine-tuned against base).
+4. print the comparison, with a paired t-test per measure (fine-tuned against base, † where p < 0.05), and how
+   to search the two collections.
 
 Each step is the library's own (:func:`~mpretriever.training.run.train`,
 :func:`~mpretriever.index.indexer.index_corpus`, :func:`~mpretriever.evaluation.retrieval.evaluate_retrieval`),
@@ -12,6 +13,7 @@ so the quickstart is also the shortest example of using them together.
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,9 @@ class QuickstartOutcome:
     tuned: EvalReport
     model_dir: Path
     timings: dict[str, float]
+    qdrant_path: Path
+    example_query: str
+    """A query of the evaluation split, for the ``mpr search`` command line the summary suggests."""
 
 
 def _train_split(dataset: BeirDataset, preferred: str) -> str:
@@ -137,24 +142,54 @@ def run_quickstart(config: QuickstartConfig, console: Console | None = None) -> 
         for name in models
     }
     timings["eval_s"] = time.perf_counter() - started
-    return QuickstartOutcome(reports["base"], reports["tuned"], model_dir, timings)
+    first_query = next(iter(reports["tuned"].result("qdrant").run))
+    return QuickstartOutcome(
+        reports["base"], reports["tuned"], model_dir, timings, config.output / "qdrant", dataset.queries[first_query]
+    )
 
 
 def comparison_table(outcome: QuickstartOutcome, title: str) -> Table:
-    """Base against fine-tuned per measure, with the difference and the paired t-test's p-value."""
+    """Base against fine-tuned per measure, with the difference and the paired t-test's p-value; a difference
+    whose p-value is below 0.05 is marked †, as in the study's report."""
     base, tuned = outcome.base.result("qdrant"), outcome.tuned.result("qdrant")
-    table = Table(title=title)
+    queries = len(set(base.per_query) & set(tuned.per_query))
+    table = Table(title=title, caption=f"† p < 0.05 (paired two-sided t-test over {queries} queries)")
     for column in ("measure", "base", "fine-tuned", "difference", "p (paired t)"):
         table.add_column(column, justify="left" if column == "measure" else "right")
     for measure, base_value in base.means.items():
-        tuned_value = tuned.means[measure]
-        p_value = paired_test(base.per_query, tuned.per_query, measure).p_value
-        colour = "green" if tuned_value > base_value else "red" if tuned_value < base_value else "white"
+        comparison = paired_test(base.per_query, tuned.per_query, measure)
+        difference = comparison.difference
+        colour = "green" if difference > 0 else "red" if difference < 0 else "white"
         table.add_row(
             measure,
             f"{base_value:.4f}",
-            f"{tuned_value:.4f}",
-            f"[{colour}]{tuned_value - base_value:+.4f}[/]",
-            f"{p_value:.3g}",
+            f"{tuned.means[measure]:.4f}",
+            f"[{colour}]{difference:+.4f}[/]" + ("†" if comparison.significant() else " "),
+            f"{comparison.p_value:.3g}",
         )
     return table
+
+
+def summary(outcome: QuickstartOutcome) -> list[str]:
+    """What was built and where, how to search it, and how long each step took."""
+    timings = outcome.timings
+    search = shlex.join(
+        [
+            "mpr",
+            "search",
+            outcome.example_query,
+            "--collection",
+            str(outcome.tuned.collection),
+            "--qdrant-path",
+            str(outcome.qdrant_path),
+        ]
+    )
+    return [
+        f"fine-tuned model: {outcome.model_dir}",
+        f"collections: {outcome.base.collection} (base model), {outcome.tuned.collection} (fine-tuned), "
+        f"in the embedded Qdrant at {outcome.qdrant_path}",
+        f"results: {outcome.base.output}, {outcome.tuned.output}",
+        f"{sum(timings.values()) / 60:.1f} min (train {timings['train_s']:.0f} s, index {timings['index_s']:.0f} s, "
+        f"evaluate {timings['eval_s']:.0f} s)",
+        f"search the fine-tuned collection: {search}",
+    ]

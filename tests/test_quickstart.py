@@ -3,11 +3,21 @@ and the comparison table."""
 
 from __future__ import annotations
 
+import io
 import json
+import shlex
+import statistics
 from pathlib import Path
 
+import typer
+from rich.console import Console
+
+from mpretriever.cli.app import app
+from mpretriever.data import BeirDataset
+from mpretriever.evaluation.metrics import parse_measures
+from mpretriever.evaluation.retrieval import EvalReport, ModeResult
 from mpretriever.index import QdrantSettings
-from mpretriever.quickstart import QuickstartConfig, comparison_table, run_quickstart
+from mpretriever.quickstart import QuickstartConfig, QuickstartOutcome, comparison_table, run_quickstart, summary
 from tests.cli.test_cli import run_cli
 
 
@@ -35,6 +45,8 @@ def test_quickstart_trains_indexes_evaluates_and_compares(
     assert base_scores != [hit.score for hit in outcome.tuned.result("qdrant").run["q0"]]
     table = comparison_table(outcome, "t")
     assert table.row_count == 4 and len(table.columns) == 5
+    assert outcome.qdrant_path == tmp_path / "qs" / "qdrant"
+    assert outcome.example_query in BeirDataset(tiny_beir).queries.values()
 
 
 def test_quickstart_cli_refuses_to_overwrite(tiny_beir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
@@ -44,3 +56,61 @@ def test_quickstart_cli_refuses_to_overwrite(tiny_beir: Path, tmp_path: Path, ca
     code, _, err = run_cli(arguments, capsys, monkeypatch)
     assert code == 2 and "already exists" in err
     assert (tmp_path / "qs" / "keep.txt").read_text() == "earlier results"
+
+
+def _report(collection: str, per_query: dict[str, dict[str, float]], tmp_path: Path) -> EvalReport:
+    labels = list(next(iter(per_query.values())))
+    means = {label: statistics.fmean(values[label] for values in per_query.values()) for label in labels}
+    return EvalReport(
+        model=collection,
+        fingerprint=None,
+        backend="torch",
+        passage_max_length=None,
+        dataset="nfcorpus",
+        dataset_path="nfcorpus",
+        split="test",
+        measures=parse_measures(labels),
+        top_k=100,
+        queries=len(per_query),
+        judged_queries=len(per_query),
+        without_relevant=0,
+        sampled=False,
+        results=[ModeResult("qdrant", {query: [] for query in per_query}, per_query, means, 0.0)],
+        collection=collection,
+        output=tmp_path / f"eval-{collection}",
+    )
+
+
+def _fake_outcome(tmp_path: Path) -> QuickstartOutcome:
+    """Fine-tuning raises nDCG@10 on every one of 20 queries (significant) and leaves MRR@10 mixed (not)."""
+    base = {f"q{i}": {"nDCG@10": 0.3 + 0.01 * (i % 3), "MRR@10": 0.5} for i in range(20)}
+    tuned = {f"q{i}": {"nDCG@10": 0.4 + 0.01 * (i % 2), "MRR@10": 0.5 + (0.1 if i % 2 else -0.1)} for i in range(20)}
+    return QuickstartOutcome(
+        base=_report("nfcorpus-base", base, tmp_path),
+        tuned=_report("nfcorpus-tuned", tuned, tmp_path),
+        model_dir=tmp_path / "model",
+        timings={"train_s": 60.0, "index_s": 30.0, "eval_s": 30.0},
+        qdrant_path=tmp_path / "qdrant dir",
+        example_query="vitamin D's effect",
+    )
+
+
+def test_comparison_table_marks_the_significant_differences(tmp_path: Path) -> None:
+    console = Console(file=io.StringIO(), width=150, no_color=True)
+    console.print(comparison_table(_fake_outcome(tmp_path), "base vs tuned"))
+    rows = {line.split("│")[1].strip(): line for line in console.file.getvalue().splitlines() if "│" in line}
+    assert "+0.0955†" in rows["nDCG@10"]
+    assert "†" not in rows["MRR@10"]
+    assert "† p < 0.05" in console.file.getvalue()
+
+
+def test_summary_names_the_collections_and_a_search_command_that_parses(tmp_path: Path) -> None:
+    outcome = _fake_outcome(tmp_path)
+    lines = summary(outcome)
+    text = "\n".join(lines)
+    assert "nfcorpus-base" in text and "nfcorpus-tuned" in text and str(outcome.qdrant_path) in text
+    command = shlex.split(next(line for line in lines if "mpr search" in line).split(": ", 1)[1])
+    assert command[:3] == ["mpr", "search", "vitamin D's effect"]
+    search = typer.main.get_command(app).commands["search"]  # type: ignore[attr-defined]
+    parsed = search.make_context("search", command[2:]).params
+    assert parsed["collection"] == "nfcorpus-tuned" and parsed["qdrant_path"] == str(outcome.qdrant_path)

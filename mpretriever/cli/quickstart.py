@@ -31,7 +31,7 @@ def quickstart_command(
 
     Example: mpr quickstart --data nfcorpus --output runs/quickstart
     """
-    from mpretriever.quickstart import QuickstartConfig, comparison_table, run_quickstart
+    from mpretriever.quickstart import QuickstartConfig, comparison_table, run_quickstart, summary
 
     console = Console(stderr=True)
     config = QuickstartConfig(
@@ -52,9 +52,5 @@ def quickstart_command(
     outcome = run_quickstart(config, console=console)
     title = f"{outcome.base.dataset} {config.eval_split}: base vs {loss} fine-tuned ({steps} steps)"
     Console().print(comparison_table(outcome, title))
-    minutes = sum(outcome.timings.values()) / 60
-    console.print(
-        f"fine-tuned model: {outcome.model_dir}; results: {output}/eval-base, {output}/eval-tuned; "
-        f"{minutes:.1f} min (train {outcome.timings['train_s']:.0f} s, index {outcome.timings['index_s']:.0f} s, "
-        f"evaluate {outcome.timings['eval_s']:.0f} s)"
-    )
+    for line in summary(outcome):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)

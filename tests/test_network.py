@@ -115,9 +115,11 @@ def test_a_user_who_turns_telemetry_on_is_respected(tiny_index: Path, tmp_path: 
 
 
 @contextmanager
-def served(arguments: list[str], environment: dict[str, str], cwd: Path) -> Iterator[str]:
+def served(settings: dict[str, str], environment: dict[str, str], cwd: Path) -> Iterator[str]:
+    """``python -m mpretriever.service``, the container's entry point, configured by the environment as there."""
     port = free_loopback_port()
-    command = [sys.executable, "-m", "mpretriever.service", "--host", "127.0.0.1", "--port", str(port), *arguments]
+    environment = {**environment, **settings, "MPR_HOST": "127.0.0.1", "MPR_PORT": str(port)}
+    command = [sys.executable, "-m", "mpretriever.service"]
     process = subprocess.Popen(command, env=environment, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -141,8 +143,8 @@ def served(arguments: list[str], environment: dict[str, str], cwd: Path) -> Iter
 def test_a_served_query_connects_to_nothing_outside(tiny_index: Path, tmp_path: Path) -> None:
     index = shutil.copytree(tiny_index, tmp_path / "qdrant")
     environment, record = guarded_environment(tmp_path)
-    arguments = ["--qdrant-path", str(index), "--collection", "tiny", "--pipeline", "none"]
-    with served(arguments, environment, tmp_path) as url:
+    settings = {"MPR_QDRANT_PATH": str(index), "MPR_COLLECTION": "tiny", "MPR_RAG_PIPELINE": "none"}
+    with served(settings, environment, tmp_path) as url:
         response = httpx.post(f"{url}/query", json={"question": "cancer cell diet", "top_k": 2}, timeout=60)
     assert response.status_code == 200, response.text
     assert len(response.json()["passages"]) == 2

@@ -178,7 +178,8 @@ def ensure_collection(
 
 
 def document_payload(doc_id: str, title: str, text: str) -> dict[str, Any]:
-    """The payload qdrant-haystack stores for a Haystack ``Document`` (without its embedding)."""
+    """The payload qdrant-haystack stores for a Haystack ``Document`` (without its embedding), and the content
+    fingerprint that tells the indexer whether the stored vector is still the passage's."""
     meta = {"title": title} if title else {}
     payload = Document(id=doc_id, content=text, meta=meta).to_dict(flatten=False)
     payload.pop("embedding", None)

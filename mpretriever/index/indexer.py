@@ -277,22 +277,22 @@ def index_corpus(
                 document_payload(doc_id, title, text)
                 for doc_id, title, text in zip(chunk["_id"], chunk["title"], chunk["text"], strict=True)
             ]
-            missing = [
+            to_embed = [
                 offset
                 for offset, (pid, payload) in enumerate(zip(ids, payloads, strict=True))
                 if stored.get(pid, "") != payload[FINGERPRINT_FIELD]
             ]
-            updated += sum(1 for offset in missing if ids[offset] in stored)
-            present += len(rows) - len(missing)
+            updated += sum(1 for offset in to_embed if ids[offset] in stored)
+            present += len(rows) - len(to_embed)
             points: list[models.PointStruct] = []
-            if missing:
-                texts = [passage_text(chunk["title"][i], chunk["text"][i]) for i in missing]
+            if to_embed:
+                texts = [passage_text(chunk["title"][i], chunk["text"][i]) for i in to_embed]
                 embeddings = encoder.encode(
                     texts, "passage", batch_size=batch_size, pool=pool, convert_to_numpy=True, show_progress_bar=False
                 )
                 points = [
                     models.PointStruct(id=ids[offset], vector=vector.tolist(), payload=payloads[offset])
-                    for offset, vector in zip(missing, embeddings, strict=True)
+                    for offset, vector in zip(to_embed, embeddings, strict=True)
                 ]
             if pending is not None:
                 pending.result()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mpretriever.data import BeirDataset
+from mpretriever.haystack import MPRetriever
 from mpretriever.index import (
     CollectionMismatchError,
     QdrantSettings,
@@ -110,7 +111,9 @@ def test_other_model_or_dimension_is_refused_unless_recreate(encoder, client, ti
     assert read_manifest(client, "docs")["model"] == "other"
 
 
-def test_qdrant_haystack_reads_an_mpr_collection(encoder, tiny_beir: Path, tmp_path: Path) -> None:
+def test_qdrant_haystack_reads_an_mpr_collection(
+    encoder, tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     from haystack_integrations.components.retrievers.qdrant import QdrantEmbeddingRetriever
     from haystack_integrations.document_stores.qdrant import QdrantDocumentStore
 
@@ -127,7 +130,13 @@ def test_qdrant_haystack_reads_an_mpr_collection(encoder, tiny_beir: Path, tmp_p
     assert [point_id(d.id) for d in documents] == [str(p.id).replace("-", "") for p in ours]
     assert [d.score for d in documents] == pytest.approx([p.score for p in ours])
     assert all(d.content for d in documents)
+    assert all(FINGERPRINT_FIELD in d.meta for d in documents), "qdrant-haystack reads the fingerprint as meta"
     store.close()
+
+    retriever = MPRetriever(collection="docs", model=str(tiny_model_dir), qdrant_path=path, top_k=5, check_model=False)
+    ours = retriever.run(query="cancer cell diet")["documents"]
+    retriever.close()
+    assert ours and not any(FINGERPRINT_FIELD in d.meta for d in ours), "the indexer's own field stays out of meta"
 
 
 def test_unreachable_server_fails_fast_with_a_clear_message() -> None:

@@ -24,7 +24,13 @@ Similarity = Literal["cosine", "dot"]
 
 @dataclass
 class EncoderConfig:
-    """How texts become vectors and vectors become scores."""
+    """How texts become vectors and vectors become scores.
+
+    ``query_max_length`` / ``passage_max_length`` are the tokens a text is cut to. In a run's manifest they are the
+    lengths it was trained with (the defaults below are the training defaults); loading a model for inference does
+    not inherit them but uses the model's maximum sequence length unless given others
+    (:meth:`mpretriever.model.BiEncoder.from_pretrained`).
+    """
 
     pooling: Pooling = "mean"
     normalize: bool = True

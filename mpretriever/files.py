@@ -1,5 +1,5 @@
-"""Output files: writing them atomically (to a temporary sibling, renamed into place once complete), and the error
-raised when a command would replace earlier results."""
+"""Files: output written atomically (to a temporary sibling, renamed into place once complete), the error raised
+when a command would replace earlier results, and YAML files read with errors that name the file and line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+import yaml
+
+from mpretriever.data.errors import DataFormatError, not_utf8
 
 
 class OutputExistsError(FileExistsError):
@@ -43,3 +47,26 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary sibling renamed into place (readers never see half a
+    file; an interrupted write leaves any earlier file intact)."""
+    with atomic_file(path) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; a missing file or a syntax error is a :class:`DataFormatError` (with the line)."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise DataFormatError(path, "file not found") from None
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, error) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or error
+        raise DataFormatError(path, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mpretriever.data.errors import DataFormatError, read_yaml
+from mpretriever.data.errors import DataFormatError
+from mpretriever.files import read_yaml
 
 if TYPE_CHECKING:
     from haystack import Pipeline

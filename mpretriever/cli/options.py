@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PATH, DEFAULT_TIMEOUT_S
+from mpretriever.model.backends import BACKENDS
 
 QDRANT = "Qdrant connection"
 
@@ -30,12 +31,8 @@ ApiKeyEnv = Annotated[
 QdrantTimeout = Annotated[int, typer.Option(min=1, help="Seconds to wait for Qdrant.", rich_help_panel=QDRANT)]
 
 
-class EncoderBackend(str, Enum):
-    """Inference engines for the encoder (see mpretriever.model.onnx_backend)."""
-
-    torch = "torch"
-    onnx = "onnx"
-    onnx_int8 = "onnx-int8"
+# One member per backend (torch, onnx, onnx_int8 = "onnx-int8"): typer offers an Enum's values as the choices.
+EncoderBackend = Enum("EncoderBackend", {name.replace("-", "_"): name for name in BACKENDS}, type=str)
 
 
 BackendOption = Annotated[

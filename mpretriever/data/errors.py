@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 MAX_REPORTED = 5
 
@@ -45,18 +42,3 @@ def warn_skipped(logger: logging.Logger, path: Path, skipped: list[tuple[int, st
     shown = ", ".join(f"line {number}: {name}" for number, name in skipped[:MAX_REPORTED])
     more = ", ..." if len(skipped) > MAX_REPORTED else ""
     logger.warning("%s: skipped %d %s (%s%s)", path, len(skipped), what, shown, more)
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; a missing file or a syntax error is a :class:`DataFormatError` (with the line)."""
-    path = Path(path)
-    try:
-        return yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise DataFormatError(path, "file not found") from None
-    except UnicodeDecodeError as error:
-        raise not_utf8(path, error) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or error
-        raise DataFormatError(path, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None

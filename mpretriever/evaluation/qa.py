@@ -36,8 +36,8 @@ from mpretriever.data.beir import BeirDataset
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.evaluation.answers import AnswerMatcher, read_answers, squad_score, usable_answers
 from mpretriever.evaluation.retrieval import EvalConfig, EvalReport, evaluate_retrieval
-from mpretriever.evaluation.runs import Run, write_text_atomically
-from mpretriever.files import OutputExistsError
+from mpretriever.evaluation.runs import Run
+from mpretriever.files import OutputExistsError, write_text_atomically
 from mpretriever.progress import task_progress
 from mpretriever.search.ranking import trec_order
 

@@ -37,10 +37,10 @@ from mpretriever.evaluation.metrics import (
     relevant_queries,
     required_depth,
 )
-from mpretriever.evaluation.runs import write_run, write_text_atomically
-from mpretriever.files import OutputExistsError
+from mpretriever.evaluation.runs import write_run
+from mpretriever.files import OutputExistsError, write_text_atomically
 from mpretriever.index.connection import QdrantSettings
-from mpretriever.model.onnx_backend import Backend
+from mpretriever.model.backends import Backend
 from mpretriever.progress import task_progress
 from mpretriever.search.ranking import Hit, trec_order
 
@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 SearchMode = Literal["exact", "qdrant"]
 MODE_TITLES: dict[str, str] = {"exact": "exact", "qdrant": "Qdrant"}
 QUERY_BATCH = 256
-ENCODE_CHUNK = 1024  # passages per progress update while encoding the corpus
+PROGRESS_CHUNK = 1024  # passages encoded between two updates of the progress bar (encode_corpus defaults to 4096)
 METRICS_FILE = "metrics.json"
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2 (packaged)"
 
@@ -288,7 +288,7 @@ def search_exact(
         workers=config.workers,
         on_progress=lambda done: progress.update(task, advance=done),
         cache=cache,
-        chunk_size=ENCODE_CHUNK,
+        chunk_size=PROGRESS_CHUNK,
     )
     timings["corpus_embeddings"] = time.perf_counter() - started
     started = time.perf_counter()

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mpretriever.data.errors import DataFormatError
-from mpretriever.files import atomic_file
+from mpretriever.files import write_text_atomically
 from mpretriever.search.ranking import Hit, trec_order
 
 Run = Mapping[str, Sequence[tuple[str, float]]]
@@ -59,14 +59,6 @@ def format_run(run: Run, tag: str = DEFAULT_TAG) -> str:
             _check_token(doc_id, "document id")
             lines.append(f"{query_id} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
     return "".join(lines)
-
-
-def write_text_atomically(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary sibling renamed into place (readers never see half a
-    file; an interrupted write leaves any earlier file intact)."""
-    with atomic_file(path) as handle:
-        handle.write(text)
-    return Path(path)
 
 
 def write_run(path: str | Path, run: Run, tag: str = DEFAULT_TAG) -> Path:

@@ -9,8 +9,8 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from tqdm import tqdm
 
 from mpretriever.data.beir import passage_text
+from mpretriever.model.backends import Backend
 from mpretriever.model.bi_encoder import BiEncoder
-from mpretriever.model.onnx_backend import Backend
 
 
 @component

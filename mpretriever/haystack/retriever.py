@@ -19,8 +19,8 @@ from mpretriever.index.collection import (
     search_lengths,
 )
 from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PATH, DEFAULT_TIMEOUT_S, QdrantSettings
+from mpretriever.model.backends import Backend
 from mpretriever.model.bi_encoder import BiEncoder
-from mpretriever.model.onnx_backend import Backend
 
 logger = logging.getLogger(__name__)
 

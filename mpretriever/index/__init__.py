@@ -6,8 +6,7 @@ without Haystack, qdrant-client or torch.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from mpretriever.lazy import lazy_exports
 
 _EXPORTS = {
     "CollectionMismatchError": "mpretriever.index.collection",
@@ -28,8 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

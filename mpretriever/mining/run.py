@@ -26,7 +26,7 @@ from mpretriever.index.connection import QdrantSettings
 from mpretriever.mining.base import Miner, MiningQuery
 from mpretriever.mining.output import MinedQuery, check_output, write_negatives
 from mpretriever.mining.selection import SelectionConfig, mining_queries, select_negatives
-from mpretriever.model.onnx_backend import Backend
+from mpretriever.model.backends import Backend
 from mpretriever.progress import task_progress
 
 logger = logging.getLogger(__name__)

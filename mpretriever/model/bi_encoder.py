@@ -33,8 +33,8 @@ from sentence_transformers.sentence_transformer.modules import Pooling
 from torch import Tensor, nn
 
 from mpretriever.model import onnx_backend
+from mpretriever.model.backends import BACKENDS, Backend
 from mpretriever.model.manifest import EncoderConfig, RunManifest, find_manifest
-from mpretriever.model.onnx_backend import Backend
 
 logger = logging.getLogger(__name__)
 
@@ -174,8 +174,8 @@ class BiEncoder(nn.Module):
             return self
         if self.backend != "torch":
             raise ValueError(f"the encoder already runs on the {self.backend} backend; load it again for {backend}")
-        if backend not in onnx_backend.BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(onnx_backend.BACKENDS)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self._frozen_fingerprint = self.fingerprint()
         onnx_backend.attach(self, backend, threads)
         self.backend = backend

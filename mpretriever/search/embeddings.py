@@ -25,8 +25,8 @@ import torch
 from mpretriever.cache import cache_dir
 from mpretriever.data.beir import passage_text
 from mpretriever.files import atomic_file
-from mpretriever.index.indexer import cpu_pool, default_workers
 from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.model.encoding_pool import cpu_pool, default_workers
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from mpretriever.index.connection import DEFAULT_API_KEY_ENV, DEFAULT_QDRANT_PATH, DEFAULT_TIMEOUT_S, QdrantSettings
-from mpretriever.model.onnx_backend import Backend
+from mpretriever.model.backends import Backend
 from mpretriever.pipelines import parse_override, pipeline_file
 
 DEFAULT_HOST = "127.0.0.1"

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mpretriever.data.errors import DataFormatError, read_yaml
+from mpretriever.data.errors import DataFormatError
 from mpretriever.data.noise import NoiseKind
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, parse_measures
+from mpretriever.files import read_yaml
 from mpretriever.mining.selection import SelectionConfig
 from mpretriever.training.objectives import OBJECTIVES
 from mpretriever.training.run import TrainConfig

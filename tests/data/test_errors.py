@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mpretriever.data.errors import DataFormatError, read_yaml
+from mpretriever.data.errors import DataFormatError
+from mpretriever.files import read_yaml
 
 
 def test_read_yaml_names_the_line_of_a_byte_that_is_not_utf8(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ENCODE_WITH_TWO_WORKERS = """
 import sys
-from mpretriever.index.indexer import cpu_pool
+from mpretriever.model.encoding_pool import cpu_pool
 from mpretriever.model.bi_encoder import BiEncoder
 
 if __name__ == "__main__":

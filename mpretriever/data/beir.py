@@ -8,7 +8,6 @@ fault, the line: malformed JSON, a byte that is not UTF-8, a truncated ``.gz``, 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpretriever.data.errors import MAX_REPORTED, DataFormatError, warn_skipped
-from mpretriever.data.text_files import find_existing, numbered_lines
+from mpretriever.data.text_files import find_existing, numbered_lines, numbered_records
 
 if TYPE_CHECKING:
     import datasets
@@ -45,17 +44,10 @@ Qrels = dict[str, dict[str, Judgement]]
 def _unreadable(path: Path, error: Exception) -> DataFormatError:
     """What is wrong with a JSON-lines file ``datasets`` could not read: the first bad line (the scan itself
     raises for bytes that are not UTF-8 and for a truncated gzip file), else an empty file, else ``error``."""
-    records = 0
-    for number, line in numbered_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as json_error:
-            return DataFormatError(path, f"invalid JSON: {json_error.msg} (column {json_error.colno})", line=number)
-        if not isinstance(record, dict):
-            return DataFormatError(path, f"expected a JSON object, got {type(record).__name__}", line=number)
-        records += 1
+    try:
+        records = sum(1 for _ in numbered_records(path))
+    except DataFormatError as bad_line:
+        return bad_line
     if not records:
         return DataFormatError(path, "no records: the file is empty")
     return DataFormatError(path, f"could not be read as JSON lines: {str(error) or type(error).__name__}")

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Container
 from pathlib import Path
 
 from mpretriever.data.errors import DataFormatError, warn_skipped
-from mpretriever.data.text_files import numbered_lines
+from mpretriever.data.text_files import json_object, numbered_lines
 
 logger = logging.getLogger(__name__)
 
 
 def _parse_jsonl_line(path: Path, number: int, line: str) -> tuple[str, list[str]]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataFormatError(path, f"invalid JSON: {error.msg} (column {error.colno})", line=number) from None
-    if not isinstance(record, dict) or "query_id" not in record or not isinstance(record.get("negatives"), list):
+    record = json_object(path, number, line)
+    if "query_id" not in record or not isinstance(record.get("negatives"), list):
         raise DataFormatError(path, 'expected {"query_id": ..., "negatives": [...]}', line=number)
     return str(record["query_id"]), [str(doc_id) for doc_id in record["negatives"]]
 

@@ -8,10 +8,11 @@ Every reading problem (a byte that is not UTF-8, a truncated or corrupt ``.gz``)
 from __future__ import annotations
 
 import gzip
+import json
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from mpretriever.data.errors import DataFormatError, not_utf8
 
@@ -39,6 +40,25 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line.rstrip("\r\n")
     except GZIP_ERRORS as error:  # at the first line it could not read
         raise DataFormatError(path, f"truncated or corrupt gzip file ({error})", line=number + 1) from None
+
+
+def json_object(path: Path, number: int, line: str) -> dict[str, Any]:
+    """The JSON object on line ``number`` of ``path``; invalid JSON or another JSON value is a
+    :class:`DataFormatError` at that line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataFormatError(path, f"invalid JSON: {error.msg} (column {error.colno})", line=number) from None
+    if not isinstance(record, dict):
+        raise DataFormatError(path, f"expected a JSON object, got {type(record).__name__}", line=number)
+    return record
+
+
+def numbered_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for every non-blank line of a JSON-lines file (see :func:`json_object`)."""
+    for number, line in numbered_lines(path):
+        if line.strip():
+            yield number, json_object(path, number, line)
 
 
 def find_existing(directory: Path, stem: str, suffixes: tuple[str, ...]) -> Path | None:

@@ -13,7 +13,6 @@ by ``torchmetrics.functional.text.squad`` (the official script, maintained) and 
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 import regex
 
 from mpretriever.data.errors import DataFormatError
-from mpretriever.data.text_files import numbered_lines
+from mpretriever.data.text_files import numbered_records
 
 TOKEN = regex.compile(r"[\p{L}\p{N}\p{M}]+|[^\p{Z}\p{C}\s]")
 ALPHANUMERIC = regex.compile(r"[\p{L}\p{N}]")
@@ -119,14 +118,8 @@ def read_answers(queries_path: str | Path, field: str = "answers") -> dict[str, 
     """
     path = Path(queries_path)
     answers: dict[str, list[str]] = {}
-    for number, line in numbered_lines(path):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataFormatError(path, f"invalid JSON: {error.msg}", line=number) from None
-        metadata = row.get("metadata") if isinstance(row, dict) else None
+    for number, row in numbered_records(path):
+        metadata = row.get("metadata")
         values = metadata.get(field) if isinstance(metadata, Mapping) else None
         if values is None:
             continue

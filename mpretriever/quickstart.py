@@ -7,7 +7,7 @@
    to search the two collections.
 
 Each step is the library's own (:func:`~mpretriever.training.run.train`,
-:func:`~mpretriever.index.indexer.index_corpus`, :func:`~mpretriever.evaluation.retrieval.evaluate_retrieval`),
+:func:`~mpretriever.index.run.index_dataset`, :func:`~mpretriever.evaluation.retrieval.evaluate_retrieval`),
 so the quickstart is also the shortest example of using them together.
 """
 
@@ -26,7 +26,7 @@ from mpretriever.data.resolve import resolve_dataset
 from mpretriever.evaluation.retrieval import EvalConfig, EvalReport, evaluate_retrieval
 from mpretriever.evaluation.significance import paired_test
 from mpretriever.files import OutputExistsError
-from mpretriever.index import QdrantSettings, collection_manifest, ensure_collection, index_corpus
+from mpretriever.index import QdrantSettings, index_dataset, model_reference
 from mpretriever.model.bi_encoder import DEFAULT_MODEL_NAME, BiEncoder
 from mpretriever.training.run import TrainConfig, train
 
@@ -72,12 +72,8 @@ def _train_split(dataset: BeirDataset, preferred: str) -> str:
 
 def _index(model: str, dataset: BeirDataset, qdrant: QdrantSettings, collection: str, progress: bool) -> None:
     encoder = BiEncoder.from_pretrained(model)
-    client = qdrant.connect()
-    try:
-        ensure_collection(client, collection, collection_manifest(encoder, model), recreate=True)
-        index_corpus(encoder, dataset.corpus, client, collection, show_progress=progress)
-    finally:
-        client.close()
+    corpus = dataset.corpus
+    index_dataset(encoder, corpus, dataset.name, qdrant, collection, model, recreate=True, show_progress=progress)
 
 
 def run_quickstart(config: QuickstartConfig, console: Console | None = None) -> QuickstartOutcome:
@@ -91,7 +87,7 @@ def run_quickstart(config: QuickstartConfig, console: Console | None = None) -> 
     split = _train_split(dataset, config.train_split)
     model_dir = config.output / "model"
     qdrant = QdrantSettings(path=str(config.output / "qdrant"))
-    base_model = str(Path(config.model).resolve()) if config.model and Path(config.model).exists() else config.model
+    base_model = model_reference(config.model) if config.model else None
     timings: dict[str, float] = {}
 
     started = time.perf_counter()

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 # what the wheel is built from (the Docker image's build context too, see .dockerignore)
-BUILD_INPUTS = ("mpretriever", "pipelines", "pyproject.toml", "README.md")
+BUILD_INPUTS = ("mpretriever", "pipelines", "pyproject.toml", "README.md", "LICENSE")
 
 
 def test_the_wheel_ships_every_package_and_the_pipeline_files(tmp_path: Path) -> None:
@@ -38,6 +38,9 @@ def test_the_wheel_ships_every_package_and_the_pipeline_files(tmp_path: Path) ->
         assert pipelines
         for path in pipelines:
             assert archive.read(f"mpretriever/_pipelines/{path.name}") == path.read_bytes()
+        metadata = next(name for name in names if name.endswith(".dist-info/METADATA"))
+        assert "License-Expression: Apache-2.0" in archive.read(metadata).decode()
+        assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     packages = {path.relative_to(source).as_posix() for path in (source / "mpretriever").rglob("__init__.py")}
     assert packages <= names, f"pyproject.toml's package list misses {sorted(packages - names)}"
 

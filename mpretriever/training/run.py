@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -347,6 +348,11 @@ def train(
     if not joined_elsewhere and dist.is_available() and dist.is_initialized():
         # Leaving gloo's threads to interpreter shutdown can abort a process ("terminate called without an active
         # exception") after a successful run; the group this call joined is left explicitly once all ranks are done.
+        # DDP's reducer goes first, while the group is still registered: freed after the group, it would be the
+        # group's last owner and join gloo's threads holding the GIL they may wait for (a deadlock seen in CI).
+        trainer.accelerator.free_memory()
+        del trainer
+        gc.collect()
         state = PartialState()
         state.wait_for_everyone()
         state.destroy_process_group()

@@ -100,9 +100,23 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        # 0 is an invalid temperature, not a request for the default (None is).
-        if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {self.temperature}")
+        """Refuse numbers no training can use, before anything is read or written. 0 is an invalid temperature,
+        not a request for the default (``None`` is); ``max_steps=-1`` means "as many as ``epochs`` take"."""
+        positive = {
+            "temperature": self.temperature,
+            "learning_rate": self.learning_rate,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+        }
+        for name, value in positive.items():
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value}")
+        for name, value in {"warmup": self.warmup, "weight_decay": self.weight_decay}.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value}")
+        if self.max_steps != -1 and self.max_steps < 1:
+            raise ValueError(f"max_steps must be -1 (use epochs) or at least 1, got {self.max_steps}")
 
 
 @dataclass

@@ -164,14 +164,36 @@ def test_a_temperature_must_be_a_positive_number(temperature: float, tmp_path: P
         TrainConfig(data="nfcorpus", output=tmp_path, temperature=temperature)
 
 
-@pytest.mark.parametrize("temperature", ["0", "-1"])
-def test_the_cli_refuses_a_non_positive_temperature(
-    temperature: str, tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"learning_rate": 0.0}, "learning_rate must be a positive number, got 0.0"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
+        ({"epochs": 0.0}, "epochs must be a positive number"),
+        ({"batch_size": 0}, "batch_size must be a positive number"),
+        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be a positive number"),
+        ({"warmup": -0.1}, "warmup must be a number >= 0"),
+        ({"weight_decay": float("inf")}, "weight_decay must be a number >= 0"),
+        ({"max_steps": 0}, r"max_steps must be -1 \(use epochs\) or at least 1, got 0"),
+        ({"max_steps": -5}, "max_steps must be -1"),
+    ],
+)
+def test_numbers_no_training_can_use_are_refused(option: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(data="nfcorpus", output=tmp_path, **option)
+    TrainConfig(data="nfcorpus", output=tmp_path, max_steps=-1, warmup=0.0, weight_decay=0.0)  # the edges are fine
+
+
+@pytest.mark.parametrize(
+    "option", [("--temperature", "0"), ("--temperature", "-1"), ("--lr", "0"), ("--max-steps", "0"), ("--epochs", "-1")]
+)
+def test_the_cli_refuses_numbers_no_training_can_use(
+    option: tuple[str, str], tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    args = _tiny_args(tiny_beir, tiny_model_dir, tmp_path / "run", f"--temperature={temperature}")
+    args = _tiny_args(tiny_beir, tiny_model_dir, tmp_path / "run", f"{option[0]}={option[1]}")
     code, out, err = run_cli(args, capsys, monkeypatch)
     assert code == 2, out + err
-    assert "temperature must be a positive number" in out + err
+    assert " must be " in out + err and "Traceback" not in out + err
     assert not (tmp_path / "run").exists()
 
 

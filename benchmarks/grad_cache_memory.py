@@ -53,7 +53,7 @@ def child(options: dict) -> None:
     from mpretriever.training.run import TrainConfig, train
 
     memory = StepMemory()
-    outcome = train(TrainConfig(**{**options, "output": Path(options["output"])}), callbacks=[memory])
+    outcome = train(TrainConfig.from_options(**{**options, "output": Path(options["output"])}), callbacks=[memory])
     result = {
         "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "before_step_mb": memory.before_mb,
@@ -69,7 +69,7 @@ def measure(args: argparse.Namespace, batch_size: int, chunk: int | None, scratc
         "output": str(scratch / f"run-{batch_size}-{chunk}"),
         "model": args.model,
         "loss": "lsepair",
-        "batch_size": batch_size,
+        "per_device_train_batch_size": batch_size,
         "group_size": args.group_size,
         "query_max_length": args.query_max_length,
         "passage_max_length": args.passage_max_length,

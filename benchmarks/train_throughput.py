@@ -24,12 +24,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 def run_mpretriever(args: argparse.Namespace, output: Path) -> float:
     from mpretriever.training import TrainConfig, train
 
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         data=args.data,
         output=output,
         loss=args.loss,
         model=args.model,
-        batch_size=args.batch_size,
+        per_device_train_batch_size=args.batch_size,
         group_size=args.group_size,
         max_positives=args.max_positives,
         max_steps=args.steps,

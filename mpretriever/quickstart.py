@@ -1,6 +1,8 @@
 """``mpr quickstart``: the whole loop on one dataset, on a laptop: fine-tune, index, evaluate, compare.
 
-1. fine-tune the base model with a multi-positive objective (LSEPair by default) on the dataset's training labels;
+1. fine-tune the base model with a multi-positive objective (LSEPair by default) on the dataset's training labels,
+   with :class:`~mpretriever.training.run.TrainConfig`'s defaults (the measured recipe), keeping the checkpoint
+   best on the dev split (or on held-out training queries when the dataset has none);
 2. index the corpus twice into an embedded Qdrant: with the base model and with the fine-tuned one;
 3. evaluate both through the Haystack retriever (the component the RAG pipelines use) on the test split;
 4. print the comparison, with a paired t-test per measure (fine-tuned against base, † where p < 0.05), and how
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -28,13 +31,18 @@ from mpretriever.evaluation.significance import paired_test
 from mpretriever.files import OutputExistsError
 from mpretriever.index import QdrantSettings, index_dataset, model_reference
 from mpretriever.model.bi_encoder import DEFAULT_MODEL_NAME, BiEncoder
+from mpretriever.model.manifest import MANIFEST_NAME
+from mpretriever.training.dev_curve import DEV_CURVE_PLOT, DevCurve
 from mpretriever.training.run import TrainConfig, train
 
 
 @dataclass
 class QuickstartConfig:
-    """What the quickstart runs. The defaults fit about 15 minutes on 2 CPU cores for NFCorpus: 40 steps of 16
-    queries x 4 passages on the grade-3 (direct) links of ``train-graded`` (falling back to ``train``)."""
+    """What the quickstart runs: the training recipe of :class:`~mpretriever.training.run.TrainConfig` (2 epochs
+    of 16 queries x 4 passages, LSEPair, learning rate 1e-4) on the grade-3 (direct) links of ``train-graded``
+    (falling back to ``train``), selected on ``dev_split`` (falling back to ``dev_queries`` held-out training
+    queries). ``max_steps`` cuts the run short (-1: the recipe's epochs); ``train`` holds any other
+    ``TrainConfig`` option or ``TrainingArguments`` field."""
 
     data: str = "nfcorpus"
     output: Path = Path("runs/quickstart")
@@ -43,11 +51,11 @@ class QuickstartConfig:
     train_split: str = "train-graded"
     min_grade: int = 3
     eval_split: str = "test"
-    steps: int = 40
-    batch_size: int = 16
-    group_size: int = 4
-    learning_rate: float = 2e-5
+    dev_split: str = "dev"
+    dev_queries: int = 100
+    max_steps: int = -1
     seed: int = 42
+    train: dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
     progress: bool = True
 
@@ -62,12 +70,26 @@ class QuickstartOutcome:
     model_dir: Path
     timings: dict[str, float]
     qdrant_path: Path
+    dev_curve: DevCurve | None
     example_query: str
     """A query of the evaluation split, for the ``mpr search`` command line the summary suggests."""
+    steps: int = 0
+
+    def describe_training(self) -> str:
+        """``118 steps, step 96 kept on dev``."""
+        kept = self.dev_curve.kept_step if self.dev_curve is not None else None
+        return f"{self.steps} steps" + (f", step {kept} kept on dev" if kept is not None else "")
 
 
 def _train_split(dataset: BeirDataset, preferred: str) -> str:
     return preferred if preferred in dataset.available_splits() else "train"
+
+
+def _dev_options(config: QuickstartConfig, dataset: BeirDataset, split: str) -> dict[str, Any]:
+    """The dev split when the dataset has one, else held-out training queries: ``dev_queries``, at most a fifth."""
+    if config.dev_split in dataset.available_splits():
+        return {"eval_split": config.dev_split}
+    return {"dev_queries": max(1, min(config.dev_queries, len(dataset.qrels(split)) // 5))}
 
 
 def _index(model: str, dataset: BeirDataset, qdrant: QdrantSettings, collection: str, progress: bool) -> None:
@@ -92,22 +114,19 @@ def run_quickstart(config: QuickstartConfig, console: Console | None = None) -> 
 
     started = time.perf_counter()
     console.rule(f"1/3 fine-tuning with {config.loss} on {dataset.name} '{split}' (grade >= {config.min_grade})")
-    train(
-        TrainConfig(
+    outcome = train(
+        TrainConfig.from_options(
             data=str(dataset.root),
             output=model_dir,
             split=split,
             loss=config.loss,
             model=base_model,
             min_grade=config.min_grade,
-            max_steps=config.steps,
-            batch_size=config.batch_size,
-            group_size=config.group_size,
-            learning_rate=config.learning_rate,
+            max_steps=config.max_steps,
             seed=config.seed,
-            save_steps=max(config.steps, 1) * 10,
             overwrite=config.overwrite,
             progress=config.progress,
+            **{**_dev_options(config, dataset, split), **config.train},
         ),
         console=console,
     )
@@ -140,7 +159,14 @@ def run_quickstart(config: QuickstartConfig, console: Console | None = None) -> 
     timings["eval_s"] = time.perf_counter() - started
     first_query = next(iter(reports["tuned"].result("qdrant").run))
     return QuickstartOutcome(
-        reports["base"], reports["tuned"], model_dir, timings, config.output / "qdrant", dataset.queries[first_query]
+        reports["base"],
+        reports["tuned"],
+        model_dir,
+        timings,
+        config.output / "qdrant",
+        outcome.dev_curve,
+        dataset.queries[first_query],
+        outcome.steps,
     )
 
 
@@ -180,7 +206,11 @@ def summary(outcome: QuickstartOutcome) -> list[str]:
             str(outcome.qdrant_path),
         ]
     )
+    curve = outcome.dev_curve
+    selected = [] if curve is None else [line for line in curve.verdict() if not line.startswith("dev set:")]
     return [
+        *selected,
+        f"dev curve: {outcome.model_dir / DEV_CURVE_PLOT} (table in {outcome.model_dir / MANIFEST_NAME})",
         f"fine-tuned model: {outcome.model_dir}",
         f"collections: {outcome.base.collection} (base model), {outcome.tuned.collection} (fine-tuned), "
         f"in the embedded Qdrant at {outcome.qdrant_path}",

@@ -27,7 +27,7 @@ def test_readme_training_command_on_nfcorpus(tmp_path: Path) -> None:
         "lsepair",
         "--output",
         str(tmp_path / "run"),
-        "--batch-size",
+        "--per-device-train-batch-size",
         "16",
         "--group-size",
         "4",

@@ -25,7 +25,12 @@ def test_quickstart_trains_indexes_evaluates_and_compares(
     tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     config = QuickstartConfig(
-        data=str(tiny_beir), output=tmp_path / "qs", model=str(tiny_model_dir), steps=2, batch_size=4, progress=False
+        data=str(tiny_beir),
+        output=tmp_path / "qs",
+        model=str(tiny_model_dir),
+        max_steps=2,
+        train={"per_device_train_batch_size": 4},
+        progress=False,
     )
     outcome = run_quickstart(config)
     assert (outcome.model_dir / "mpretriever.json").is_file()
@@ -91,6 +96,7 @@ def _fake_outcome(tmp_path: Path) -> QuickstartOutcome:
         model_dir=tmp_path / "model",
         timings={"train_s": 60.0, "index_s": 30.0, "eval_s": 30.0},
         qdrant_path=tmp_path / "qdrant dir",
+        dev_curve=None,
         example_query="vitamin D's effect",
     )
 

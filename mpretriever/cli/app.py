@@ -18,6 +18,7 @@ from mpretriever.cli.quickstart import quickstart_command
 from mpretriever.cli.search import search_command
 from mpretriever.cli.serve import serve_command
 from mpretriever.cli.study import study_command
+from mpretriever.cli.train import CONTEXT_SETTINGS as TRAIN_CONTEXT_SETTINGS
 from mpretriever.cli.train import train_command
 from mpretriever.files import OutputExistsError
 from mpretriever.index.connection import QdrantUnavailableError
@@ -35,7 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-app.command("train", no_args_is_help=True)(train_command)
+app.command("train", no_args_is_help=True, context_settings=TRAIN_CONTEXT_SETTINGS)(train_command)
 app.command("index", no_args_is_help=True)(index_command)
 app.command("search", no_args_is_help=True)(search_command)
 app.command("mine", no_args_is_help=True)(mine_command)

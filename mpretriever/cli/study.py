@@ -20,7 +20,7 @@ def study_command(
     report_only: bool = typer.Option(
         False, "--report-only", help="Train nothing: report every finished run in the study directory."
     ),
-    plot: bool = typer.Option(True, help="Draw study.png (needs matplotlib: pip install 'mpretriever\\[study]')."),
+    plot: bool = typer.Option(True, help="Draw study.png."),
 ) -> None:
     """Train each objective of the study under each condition and seed, evaluate every model and the base model,
     and write report.md (tables with paired t-tests against the base model and InfoNCE), results.json and

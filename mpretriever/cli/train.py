@@ -14,10 +14,10 @@ OBJECTIVE_NAMES = ("lsepair", "jointlh", "summarglh", "rand1lh", "infonce")
 LossName = Enum("LossName", {name.upper(): name for name in OBJECTIVE_NAMES}, type=str)  # type: ignore[misc]
 
 
-class PrecisionName(str, Enum):
-    no = "no"
-    fp16 = "fp16"
-    bf16 = "bf16"
+class DevCorpusName(str, Enum):
+    auto = "auto"
+    full = "full"
+    pool = "pool"
 
 
 class PoolingName(str, Enum):
@@ -52,11 +52,22 @@ class NegativeAggregation(str, Enum):
 DATA = "Data and labels"
 GROUPS = "Groups and loss"
 ENCODER = "Encoder (default: inherited from --model)"
-OPTIM = "Optimisation"
+DEV = "Dev evaluation and best checkpoint"
 RUN = "Checkpoints and resuming"
+TRAINER = "Hugging Face Trainer"
+CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _print_trainer_help(value: bool) -> None:
+    if value:
+        from mpretriever.training.options import trainer_help
+
+        typer.echo(trainer_help())
+        raise typer.Exit()
 
 
 def train_command(
+    context: typer.Context,
     data: str = typer.Option(
         ...,
         "--data",
@@ -148,38 +159,48 @@ def train_command(
     passage_prefix: str | None = typer.Option(None, help="Text prepended to every passage.", rich_help_panel=ENCODER),
     query_max_length: int = typer.Option(32, min=1, help="Query length in tokens.", rich_help_panel=ENCODER),
     passage_max_length: int = typer.Option(128, min=1, help="Passage length in tokens.", rich_help_panel=ENCODER),
-    batch_size: int = typer.Option(
-        32, help="Queries per device and step (each brings --group-size passages).", rich_help_panel=OPTIM
-    ),
-    gradient_accumulation_steps: int = typer.Option(
-        1, help="Steps to accumulate before an update.", rich_help_panel=OPTIM
-    ),
     grad_cache: int | None = typer.Option(
         None,
         min=1,
         help="GradCache: embed N texts at a time and back-propagate chunk by chunk, so that memory no longer "
-        "grows with --batch-size (same gradients, ~30 % more compute). E.g. 32 on a CPU, 128 on a GPU.",
-        rich_help_panel=OPTIM,
+        "grows with --per-device-train-batch-size (same gradients, ~30 % more compute). E.g. 32 on a CPU, 128 on a "
+        "GPU.",
+        rich_help_panel=GROUPS,
     ),
-    epochs: float = typer.Option(1.0, help="Passes over the training queries.", rich_help_panel=OPTIM),
-    max_steps: int = typer.Option(-1, help="Stop after this many updates (overrides --epochs).", rich_help_panel=OPTIM),
-    learning_rate: float = typer.Option(2e-5, "--lr", help="Peak learning rate.", rich_help_panel=OPTIM),
-    warmup: float = typer.Option(
-        0.1, help="Linear warm-up: a fraction of the steps if < 1, else steps.", rich_help_panel=OPTIM
+    eval_split: str | None = typer.Option(
+        None,
+        help="Evaluate retrieval on this qrels split (e.g. dev) at the start and every --eval-steps, and save the "
+        "best checkpoint by --metric-for-best. The dev curve goes to mpretriever.json and dev-curve.png.",
+        rich_help_panel=DEV,
     ),
-    weight_decay: float = typer.Option(0.0, help="AdamW weight decay.", rich_help_panel=OPTIM),
-    precision: PrecisionName = typer.Option("no", help="Mixed precision (fp16 needs a GPU).", rich_help_panel=OPTIM),
-    seed: int = typer.Option(
-        42, help="Seed of the model, the sampling of groups and the data order.", rich_help_panel=OPTIM
+    dev_queries: int | None = typer.Option(
+        None,
+        min=1,
+        help="For a dataset without a dev split: hold N training queries out (chosen by a stable hash of their "
+        "ids, never trained on) and evaluate on them as with --eval-split.",
+        rich_help_panel=DEV,
     ),
-    save_steps: int = typer.Option(500, min=1, help="Save a checkpoint every N updates.", rich_help_panel=RUN),
-    save_total_limit: int = typer.Option(2, min=1, help="Keep at most N checkpoints.", rich_help_panel=RUN),
-    logging_steps: int = typer.Option(10, min=1, help="Log the loss every N updates.", rich_help_panel=RUN),
+    dev_corpus: DevCorpusName = typer.Option(
+        "auto",
+        help="What the dev queries are ranked against: full corpus, or a pool (their judged passages + BM25 top "
+        "--dev-pool-depth each, built once; figures comparable run to run, not to full-corpus ones); auto: full "
+        "up to 20,000 passages.",
+        rich_help_panel=DEV,
+    ),
+    dev_pool_depth: int = typer.Option(
+        100, min=1, help="BM25 passages per dev query in the pool.", rich_help_panel=DEV
+    ),
+    metric_for_best: str = typer.Option(
+        "nDCG@10",
+        help="The measure that picks the saved checkpoint: nDCG@k, Recall@k, MRR@k, MAP@k or a trec_eval name.",
+        rich_help_panel=DEV,
+    ),
     resume: bool = typer.Option(
         False,
         "--resume",
         help="Continue from the last checkpoint in --output, with the same options: any other than --save-steps, "
-        "--save-total-limit, --logging-steps, --workers or --grad-cache is refused, with the list.",
+        "--save-total-limit, --logging-steps, --dataloader-num-workers, --report-to or --grad-cache is refused, with "
+        "the list.",
         rich_help_panel=RUN,
     ),
     resume_from: Path | None = typer.Option(
@@ -192,12 +213,29 @@ def train_command(
         "checkpoints included). A non-empty directory that is not a run is refused.",
         rich_help_panel=RUN,
     ),
-    workers: int = typer.Option(0, min=0, help="Data-loader worker processes.", rich_help_panel=OPTIM),
+    trainer_help: bool = typer.Option(
+        False,
+        "--trainer-help",
+        is_eager=True,
+        callback=_print_trainer_help,
+        help="List every Hugging Face TrainingArguments field mpr train accepts, and exit.",
+        rich_help_panel=TRAINER,
+    ),
 ) -> None:
     """Fine-tune an encoder on a BEIR-layout dataset with a multi-positive objective.
 
     Several processes or machines: launch the same command with torchrun (or accelerate launch); every
     query is then scored against the passages of every process (see the README, "Scaling up").
+
+    Every Hugging Face TrainingArguments field is an option too, by its name
+    with dashes or underscores (mpr train --trainer-help lists them all):
+    --learning-rate, --num-train-epochs, --per-device-train-batch-size,
+    --max-steps, --warmup-steps, --lr-scheduler-type, --optim, --bf16,
+    --gradient-checkpointing, --report-to, --deepspeed, --eval-steps, --seed...
+    mpretriever's defaults (the measured recipe) where they differ from
+    Hugging Face's: --learning-rate 1e-4 --num-train-epochs 2
+    --per-device-train-batch-size 16 --warmup-steps 0.1 (a fraction of the
+    steps) --save-steps 500 --logging-steps 10.
 
     Every positive of a query is kept with its grade and source. Objectives (--loss):
 
@@ -207,9 +245,15 @@ def train_command(
     [bold]rand1lh[/]: InfoNCE on one positive drawn per query per epoch, the others ignored.
     [bold]infonce[/]: InfoNCE on the first (highest-grade) positive, the others ignored.
 
-    Example: mpr train --data nfcorpus --split train --loss lsepair --output runs/nfcorpus-lsepair
+    Example: mpr train --data nfcorpus --split train --eval-split dev --output runs/nfcorpus-lsepair
     """
+    from mpretriever.training.options import UnknownOptionError, parse_trainer_arguments
     from mpretriever.training.run import TrainConfig, train
+
+    try:
+        trainer_options = parse_trainer_arguments(context.args)
+    except (UnknownOptionError, ValueError) as error:
+        raise typer.BadParameter(str(error)) from None
 
     config = TrainConfig(
         data=data,
@@ -236,24 +280,17 @@ def train_command(
         passage_prefix=passage_prefix,
         query_max_length=query_max_length,
         passage_max_length=passage_max_length,
-        batch_size=batch_size,
-        gradient_accumulation_steps=gradient_accumulation_steps,
         grad_cache=grad_cache,
         qrels_file=qrels,
-        epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=learning_rate,
-        warmup=warmup,
-        weight_decay=weight_decay,
-        precision=precision.value,
-        seed=seed,
-        save_steps=save_steps,
-        save_total_limit=save_total_limit,
-        logging_steps=logging_steps,
+        eval_split=eval_split,
+        dev_queries=dev_queries,
+        dev_corpus=dev_corpus.value,
+        dev_pool_depth=dev_pool_depth,
+        metric_for_best=metric_for_best,
         resume=resume,
         resume_from=resume_from,
         overwrite=overwrite,
-        dataloader_workers=workers,
+        trainer=trainer_options,
     )
     console = Console(stderr=True)
     outcome = train(config, console=console)

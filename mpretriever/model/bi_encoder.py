@@ -193,6 +193,19 @@ class BiEncoder(nn.Module):
         self.transformer.query_length = query_max_length
         self.transformer.document_length = passage_max_length
 
+    @contextmanager
+    def inference_lengths(self) -> Iterator[None]:
+        """Within the block, :meth:`encode` cuts texts at the model's maximum sequence length, as inference does,
+        whatever lengths the encoder trains with; in eval mode, restored afterwards (evaluation during training)."""
+        was_training = self.training
+        self.eval()
+        self._set_lengths(self.max_seq_length, self.max_seq_length)
+        try:
+            yield
+        finally:
+            self._set_lengths(self.config.query_max_length, self.config.passage_max_length)
+            self.train(was_training)
+
     @property
     def transformer(self) -> Transformer:
         return _modules(self.model)[0]

@@ -66,6 +66,8 @@ class RunManifest:
     final_train_loss: float | None = None
     train_runtime_s: float | None = None
     train_samples: int | None = None
+    dev_evaluation: dict[str, Any] | None = None
+    """The dev curve of a run trained with a dev set (see :class:`mpretriever.training.dev_curve.DevCurve`)."""
     mpretriever_version: str = __version__
     format_version: int = FORMAT_VERSION
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -12,7 +12,7 @@ negatives mined with BM25 for the training queries (the options of
     data: nfcorpus
     objectives: [infonce, rand1lh, jointlh, summarglh, lsepair]
     seeds: [42]
-    train: {split: train-graded, max_steps: 40, batch_size: 16, group_size: 4, learning_rate: 2.0e-5}
+    train: {split: train-graded, num_train_epochs: 2, per_device_train_batch_size: 16, learning_rate: 1.0e-4}
     conditions:
       grade-3: {train: {min_grade: 3}}
       grade-3-hard-50: {train: {min_grade: 3}, noise: {share: 0.5, kind: hard}}
@@ -32,13 +32,27 @@ from mpretriever.evaluation.metrics import DEFAULT_MEASURES, parse_measures
 from mpretriever.files import read_yaml
 from mpretriever.mining.selection import SelectionConfig
 from mpretriever.training.objectives import OBJECTIVES
-from mpretriever.training.run import TrainConfig
+from mpretriever.training.options import split_options
+from mpretriever.training.run import own_option_names
 
-# Set by the study for each run; a study file may not set them in ``train``.
+# Set by the study for each run; a study file may not set them in ``train``. Every other option of mpr train
+# (TrainConfig's fields and every Hugging Face TrainingArguments field, by its own name) may be set.
 RUN_FIELDS = frozenset(
-    {"data", "output", "loss", "model", "seed", "qrels_file", "negatives", "resume", "resume_from", "overwrite"}
+    {
+        "data",
+        "output",
+        "loss",
+        "model",
+        "seed",
+        "qrels_file",
+        "negatives",
+        "resume",
+        "resume_from",
+        "overwrite",
+        "progress",
+        "trainer",
+    }
 )
-TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - RUN_FIELDS
 REFERENCE_OBJECTIVE = "infonce"
 
 
@@ -93,12 +107,13 @@ class StudyConfig:
         for where, options in [("train", self.train)] + [
             (f"conditions.{c.name}.train", c.train) for c in self.conditions
         ]:
-            bad = sorted(set(options) - TRAIN_FIELDS)
-            if bad:
-                raise ValueError(
-                    f"{where}: unknown or study-controlled training options {bad} "
-                    f"(allowed: {', '.join(sorted(TRAIN_FIELDS))})"
-                )
+            controlled = sorted(set(options) & RUN_FIELDS)
+            if controlled:
+                raise ValueError(f"{where}: {controlled} are set by the study for each run (seeds, objectives, ...)")
+            try:
+                split_options(options, own_option_names())
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
         parse_measures(self.measures)
 
     @property

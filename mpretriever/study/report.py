@@ -182,7 +182,7 @@ def write_report(
 def plot_study(config: StudyConfig, evaluated: Sequence[EvaluatedModel], path: Path) -> Path | None:
     """Bars per objective for every condition, one panel per measure, the base model as a dashed line.
 
-    Returns ``None`` when matplotlib is not installed (``pip install "mpretriever[study]"``).
+    Returns ``None`` when matplotlib is not importable (it is a dependency of mpretriever).
     """
     try:
         import matplotlib

@@ -215,7 +215,7 @@ def _train_config(
     options = {**config.train, **condition.train}
     if qrels_file is not None and options.get("sources"):
         options["sources"] = [*options["sources"], NOISE_SOURCE]  # the false positives count as the true ones did
-    return TrainConfig(
+    return TrainConfig.from_options(
         data=str(dataset.root),
         output=model_dir,
         loss=objective,
@@ -229,11 +229,8 @@ def _train_config(
 
 
 def _record(train_config: TrainConfig, config: StudyConfig, condition: Condition) -> dict[str, Any]:
-    fields = dataclasses.asdict(train_config)
-    for transient in ("output", "progress", "resume", "overwrite", "resume_from"):
-        fields.pop(transient)
     record: dict[str, Any] = {
-        "train": fields,
+        "train": train_config.options(),
         "noise": dataclasses.asdict(condition.noise) if condition.noise else None,
         "eval_split": config.eval_split,
     }

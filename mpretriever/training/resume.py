@@ -18,7 +18,19 @@ from mpretriever.model.manifest import RunManifest
 # gradients with less memory). The step budget (--max-steps, --epochs) is not among them: it shapes the learning
 # rate schedule from the first step; to train a finished run further, start a new run with --model set to it.
 MAY_CHANGE_ON_RESUME = frozenset(
-    {"save_steps", "save_total_limit", "logging_steps", "dataloader_workers", "grad_cache"}
+    {
+        "save_steps",
+        "save_total_limit",
+        "logging_steps",
+        "logging_first_step",
+        "logging_dir",
+        "report_to",
+        "run_name",
+        "dataloader_num_workers",
+        "dataloader_prefetch_factor",
+        "dataloader_persistent_workers",
+        "grad_cache",
+    }
 )
 
 # What a manifest says about one session or one save rather than about the run's options.
@@ -31,6 +43,7 @@ _SESSION_FIELDS = frozenset(
         "train_runtime_s",
         "mean_train_loss",
         "global_steps",
+        "dev_evaluation",
     }
 )
 _GROUPS = ("encoder", "hyperparameters", "label_filter", "loss_options")
@@ -39,7 +52,6 @@ _OPTION_NAMES = {
     ("base_model",): "model",
     ("dataset",): "data",
     ("loss_options", "normalize"): "normalize_loss",
-    ("hyperparameters", "dataloader_workers"): "workers",
 }
 _NOT_RECORDED = object()
 

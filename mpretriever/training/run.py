@@ -7,10 +7,10 @@ import logging
 import math
 import os
 import random
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -18,11 +18,18 @@ from accelerate import PartialState
 from rich.console import Console
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments, set_seed
 
-from mpretriever.data.beir import BeirDataset, load_qrels
-from mpretriever.data.examples import LabelFilter, TrainingExample, build_examples, merge_qrels
+from mpretriever.data.beir import BeirDataset, Qrels, load_qrels
+from mpretriever.data.examples import (
+    LabelFilter,
+    TrainingExample,
+    build_examples,
+    merge_qrels,
+    strongest_judgements,
+)
 from mpretriever.data.groups import GroupBuilder, IndexedExample
 from mpretriever.data.negatives import load_negatives
 from mpretriever.data.resolve import resolve_dataset
+from mpretriever.evaluation.metrics import DEFAULT_MEASURES, parse_measures
 from mpretriever.files import OutputExistsError
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.manifest import MANIFEST_NAME, RunManifest
@@ -34,20 +41,41 @@ from mpretriever.training.checkpoints import (
     remove_run,
 )
 from mpretriever.training.dataset import GroupCollator, GroupedQueries
+from mpretriever.training.dev_curve import DEV_CURVE_PLOT, DevCurve
+from mpretriever.training.dev_set import (
+    DEFAULT_POOL_DEPTH,
+    DevCorpus,
+    DevEvaluator,
+    DevSet,
+    build_dev_set,
+    held_out_queries,
+)
 from mpretriever.training.objectives import get_objective
+from mpretriever.training.options import TRAINER_DEFAULTS, check_trainer_options, split_options
 from mpretriever.training.progress import RichProgressCallback
 from mpretriever.training.resume import check_resume_matches
 from mpretriever.training.trainer import EpochCallback, MultiPositiveTrainer
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["no", "fp16", "bf16"]
 DEFAULT_TEMPERATURE = {"cosine": 0.05, "dot": 1.0}
 
 
 @dataclass
 class TrainConfig:
-    """Every option of a training run; defaults follow the paper's released run, scaled to one device."""
+    """mpretriever's options of a training run (objective, labels, groups, lengths, dev evaluation).
+
+    Everything the Hugging Face Trainer knows is a ``TrainingArguments`` field in ``trainer``, by its own name
+    (``{"learning_rate": 5e-5, "lr_scheduler_type": "cosine", "gradient_checkpointing": True}``); fields not given
+    take :data:`~mpretriever.training.options.TRAINER_DEFAULTS` (the measured recipe) or Hugging Face's defaults.
+    Use :meth:`from_options` to build one from a flat mapping of both kinds (a study file's ``train``).
+
+    With ``eval_split`` (a qrels split) or ``dev_queries`` (that many training queries held out by a stable hash,
+    never trained on), retrieval on the dev set is evaluated at the start and every ``eval_steps`` (default: a
+    fifth of the run), and the saved model is the checkpoint best by ``metric_for_best`` (the Trainer's
+    ``load_best_model_at_end``). ``dev_corpus``: ``full``, ``pool`` (judged passages + BM25 top
+    ``dev_pool_depth`` per dev query) or ``auto`` (full up to 20,000 passages).
+    """
 
     data: str
     output: Path
@@ -63,8 +91,8 @@ class TrainConfig:
     negatives: Path | None = None
     max_queries: int | None = None
     # groups
-    group_size: int = 8
-    max_positives: int = 4
+    group_size: int = 4
+    max_positives: int = 3
     # loss
     temperature: float | None = None
     normalize_loss: bool | None = None
@@ -78,45 +106,106 @@ class TrainConfig:
     passage_prefix: str | None = None
     query_max_length: int | None = 32
     passage_max_length: int | None = 128
-    # optimisation
-    batch_size: int = 32
-    gradient_accumulation_steps: int = 1
     grad_cache: int | None = None  # GradCache chunk size (texts per forward pass); None: no caching
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 2e-5
-    warmup: float = 0.1  # a fraction of the steps if < 1, else a number of steps
-    weight_decay: float = 0.0
-    precision: Precision = "no"
-    seed: int = 42
-    # checkpoints and logging
-    save_steps: int = 500
-    save_total_limit: int | None = 2
-    logging_steps: int = 10
+    # dev evaluation and best-checkpoint selection
+    eval_split: str | None = None
+    dev_queries: int | None = None
+    dev_corpus: DevCorpus = "auto"
+    dev_pool_depth: int = DEFAULT_POOL_DEPTH
+    metric_for_best: str = "nDCG@10"
+    # the run
     resume: bool = False
     resume_from: Path | None = None
     overwrite: bool = False
-    dataloader_workers: int = 0
     progress: bool = True
+    trainer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Refuse numbers no training can use, before anything is read or written. 0 is an invalid temperature,
-        not a request for the default (``None`` is); ``max_steps=-1`` means "as many as ``epochs`` take"."""
-        positive = {
-            "temperature": self.temperature,
-            "learning_rate": self.learning_rate,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "gradient_accumulation_steps": self.gradient_accumulation_steps,
-        }
-        for name, value in positive.items():
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value}")
-        for name, value in {"warmup": self.warmup, "weight_decay": self.weight_decay}.items():
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {value}")
-        if self.max_steps != -1 and self.max_steps < 1:
-            raise ValueError(f"max_steps must be -1 (use epochs) or at least 1, got {self.max_steps}")
+        """Refuse options no training can use, before anything is read or written. 0 is an invalid temperature,
+        not a request for the default (``None`` is)."""
+        self.output = Path(self.output)
+        self.trainer = dict(self.trainer)
+        if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {self.temperature}")
+        check_trainer_options(self.trainer, own_option_names())
+        if self.eval_split is not None and self.dev_queries is not None:
+            raise ValueError(
+                "--eval-split evaluates on a qrels split, --dev-queries on held-out training queries: "
+                "pass only one of them"
+            )
+        if self.eval_split == self.split and self.qrels_file is None:
+            raise ValueError(
+                f"--eval-split {self.eval_split} is the split the run trains on; choose another "
+                "split, or --dev-queries N to hold training queries out"
+            )
+        if self.dev_queries is not None and self.dev_queries < 1:
+            raise ValueError(f"dev_queries must be at least 1, got {self.dev_queries}")
+        if self.dev_corpus not in ("auto", "full", "pool"):
+            raise ValueError(f"dev_corpus must be auto, full or pool, got {self.dev_corpus!r}")
+        if self.dev_pool_depth < 1:
+            raise ValueError(f"dev_pool_depth must be at least 1, got {self.dev_pool_depth}")
+        self.metric_for_best = best_metric_label(self.metric_for_best)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> TrainConfig:
+        """A config from a flat mapping of mpretriever options and ``TrainingArguments`` fields (``trainer`` may
+        also be given, and is updated by the flat fields)."""
+        given = dict(options.pop("trainer", None) or {})
+        own, trainer = split_options(options, own_option_names())
+        return cls(**own, trainer={**given, **trainer})
+
+    def with_options(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (mpretriever options or ``TrainingArguments`` fields) applied."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trainer"}
+        return TrainConfig.from_options(**{**own, "trainer": self.trainer, **changes})
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the run evaluates on a dev set and keeps its best checkpoint."""
+        return self.eval_split is not None or self.dev_queries is not None
+
+    def trainer_options(self) -> dict[str, Any]:
+        """The ``TrainingArguments`` fields of the run: mpretriever's defaults, the dev evaluation's, then the
+        user's."""
+        options = dict(TRAINER_DEFAULTS)
+        if self.evaluates:
+            steps = self.trainer.get("eval_steps", DEV_EVAL_STEPS)
+            options.update(
+                eval_strategy="steps",
+                eval_steps=steps,
+                save_steps=steps,
+                eval_on_start=True,
+                load_best_model_at_end=True,
+            )
+        options.update(self.trainer)
+        return options
+
+    @property
+    def seed(self) -> int:
+        return int(self.trainer_options()["seed"])
+
+    def options(self) -> dict[str, Any]:
+        """Every option of the run as one flat mapping (mpretriever's and the Trainer's), without those that only
+        say where or how this session runs."""
+        own = {key: value for key, value in asdict(self).items() if key not in SESSION_OPTIONS}
+        return {**own, **self.trainer_options()}
+
+
+SESSION_OPTIONS = frozenset({"output", "progress", "resume", "resume_from", "overwrite", "trainer"})
+DEV_EVAL_STEPS = 0.2  # a fraction of the run's steps: the start and five evaluations
+
+
+def own_option_names() -> list[str]:
+    """mpretriever's own training options (the fields of :class:`TrainConfig` but ``trainer``)."""
+    return [f.name for f in fields(TrainConfig) if f.name != "trainer"]
+
+
+def best_metric_label(name: str) -> str:
+    """The label of the one measure that selects the best checkpoint (``ndcg@10`` -> ``nDCG@10``)."""
+    measures = parse_measures([name])
+    if len(measures) != 1:
+        raise ValueError(f"metric_for_best must name one measure, got {name!r}")
+    return measures[0].label
 
 
 @dataclass
@@ -126,6 +215,7 @@ class TrainOutcome:
     examples: int
     steps: int
     is_main_process: bool = True
+    dev_curve: DevCurve | None = None
 
 
 def _check_output(config: TrainConfig) -> str | None:
@@ -184,7 +274,8 @@ def _parse_extra_qrels(spec: str) -> tuple[Path, str]:
     return Path(path), source or "llm"
 
 
-def load_training_examples(config: TrainConfig, dataset: BeirDataset) -> list[TrainingExample]:
+def training_qrels(config: TrainConfig, dataset: BeirDataset) -> list[Qrels]:
+    """Every qrels file the run's labels come from: the split (or ``qrels_file``), then each ``extra_qrels``."""
     if config.qrels_file is not None:
         qrels = [load_qrels(config.qrels_file, dataset.queries, dataset.doc_index)]
     else:
@@ -192,14 +283,51 @@ def load_training_examples(config: TrainConfig, dataset: BeirDataset) -> list[Tr
     for spec in config.extra_qrels:
         path, source = _parse_extra_qrels(spec)
         qrels.append(load_qrels(path, dataset.queries, dataset.doc_index, default_source=source))
+    return qrels
+
+
+def load_training_examples(
+    config: TrainConfig, dataset: BeirDataset, held_out: Collection[str] = ()
+) -> list[TrainingExample]:
+    """The training examples of the run, without the ``held_out`` dev queries."""
     negatives = load_negatives(config.negatives, dataset.queries, dataset.doc_index) if config.negatives else None
     label_filter = _label_filter(config)
-    examples = build_examples(dataset.queries, merge_qrels(qrels), label_filter, negatives)
+    examples = build_examples(dataset.queries, merge_qrels(training_qrels(config, dataset)), label_filter, negatives)
+    if held_out:
+        examples = [example for example in examples if example.query_id not in held_out]
     if not examples:
         raise ValueError(f"{dataset.root}: no training query has a positive under {label_filter}")
     if config.max_queries is not None and config.max_queries < len(examples):
         examples = random.Random(config.seed).sample(examples, config.max_queries)
     return examples
+
+
+def load_dev_set(config: TrainConfig, dataset: BeirDataset) -> DevSet | None:
+    """The run's dev set: the ``eval_split`` qrels, or ``dev_queries`` training queries held out by hash."""
+    if config.eval_split is not None:
+        qrels = {
+            query_id: {doc_id: j.grade for doc_id, j in judged.items()}
+            for query_id, judged in dataset.qrels(config.eval_split).items()
+        }
+        source = f"split {config.eval_split}"
+    elif config.dev_queries is not None:
+        merged = strongest_judgements(merge_qrels(training_qrels(config, dataset)))
+        judged = {
+            query_id: {doc_id: j.grade for doc_id, j in pairs.items()}
+            for query_id, pairs in merged.items()
+            if any(j.grade >= 1 for j in pairs.values())
+        }
+        if config.dev_queries >= len(judged):
+            raise ValueError(
+                f"--dev-queries {config.dev_queries} would hold out every one of the {len(judged)} "
+                "training queries with a positive; hold out fewer"
+            )
+        kept = held_out_queries(judged, config.dev_queries)
+        qrels = {query_id: judged[query_id] for query_id in kept}
+        source = f"{config.split if config.qrels_file is None else config.qrels_file}, held out of training"
+    else:
+        return None
+    return build_dev_set(dataset, qrels, source, config.dev_corpus, config.dev_pool_depth)
 
 
 def _label_filter(config: TrainConfig) -> LabelFilter:
@@ -215,33 +343,20 @@ def _index(example: TrainingExample, doc_index: dict[str, int]) -> IndexedExampl
 
 
 def _training_arguments(config: TrainConfig) -> TrainingArguments:
+    options = config.trainer_options()
     # Several CPU processes (torchrun without GPUs) need accelerate's CPU mode to run DDP over gloo.
     cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if cpu_processes:
+        options = {"use_cpu": True, "ddp_backend": "gloo", **options}
+    options.setdefault("data_seed", options["seed"])
+    options.setdefault("dataloader_pin_memory", torch.cuda.is_available())
+    if options.get("eval_strategy", "no") != "no":
+        options.update(metric_for_best_model=f"eval_{config.metric_for_best}", greater_is_better=True)
     return TrainingArguments(
-        use_cpu=cpu_processes,
-        ddp_backend="gloo" if cpu_processes else None,
         output_dir=str(config.output),
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup,
-        weight_decay=config.weight_decay,
-        fp16=config.precision == "fp16",
-        bf16=config.precision == "bf16",
-        seed=config.seed,
-        data_seed=config.seed,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        report_to="none",
         disable_tqdm=True,
         remove_unused_columns=False,
-        dataloader_num_workers=config.dataloader_workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        **options,
     )
 
 
@@ -252,8 +367,11 @@ def train(
 ) -> TrainOutcome:
     """Fine-tune an encoder with a multi-positive objective and save it to ``config.output``.
 
-    ``callbacks`` are extra ``transformers`` trainer callbacks (early stopping, custom logging, ...).
+    With a dev set (``eval_split`` or ``dev_queries``) the saved model is the best evaluated checkpoint, and the
+    manifest and ``dev-curve.png`` keep the dev curve. ``callbacks`` are extra ``transformers`` trainer callbacks
+    (early stopping, custom logging, ...).
     """
+    console = console or Console(stderr=True)
     objective = get_objective(config.loss)
     loss_options: dict[str, Any] = {
         "normalize": config.normalize_loss,
@@ -268,7 +386,9 @@ def train(
 
     with arguments.main_process_first(desc="loading and tokenising the data"):  # one process fills the caches
         dataset = BeirDataset(resolve_dataset(config.data))
-        examples = load_training_examples(config, dataset)
+        dev_set = load_dev_set(config, dataset)
+        held_out = dev_set.queries if dev_set is not None and config.dev_queries is not None else ()
+        examples = load_training_examples(config, dataset, held_out)
         model = BiEncoder.from_pretrained(
             config.model,
             pooling=config.pooling,
@@ -289,14 +409,9 @@ def train(
     recorded_elsewhere = {
         "data",
         "qrels_file",
-        "output",
         "split",
         "loss",
         "model",
-        "progress",
-        "overwrite",
-        "resume",
-        "resume_from",
         "min_grade",
         "sources",
         "label_conflict",
@@ -309,7 +424,7 @@ def train(
         "normalize",
         "similarity",
     }
-    hyperparameters = {key: value for key, value in asdict(config).items() if key not in recorded_elsewhere}
+    hyperparameters = {key: value for key, value in config.options().items() if key not in recorded_elsewhere}
     hyperparameters.update(
         temperature=temperature,
         negatives=str(config.negatives) if config.negatives else None,
@@ -329,15 +444,23 @@ def train(
     elif config.overwrite and arguments.process_index == 0 and config.output.is_dir():
         remove_run(config.output)  # only now: a request that fails before training leaves the old run intact
 
+    evaluator = None
+    if dev_set is not None:
+        measures = list(dict.fromkeys([config.metric_for_best, *DEFAULT_MEASURES]))
+        evaluator = DevEvaluator(dev_set, dataset.corpus, measures)
+        if arguments.process_index == 0:
+            console.print(f"dev set: {dev_set.headline()}; best checkpoint by {config.metric_for_best}")
     trainer = MultiPositiveTrainer(
         model=model,
         args=arguments,
         train_dataset=train_dataset,
+        eval_dataset=evaluator.queries if evaluator is not None else None,
         data_collator=GroupCollator(model, query_tokens, passage_tokens),
         loss_fn=loss_fn,
         temperature=temperature,
         manifest_factory=lambda: model.manifest(**manifest_fields),
         grad_cache_chunk=config.grad_cache,
+        dev_evaluator=evaluator,
     )
     trainer.add_callback(EpochCallback(train_dataset))
     trainer.remove_callback(PrinterCallback)
@@ -355,10 +478,20 @@ def train(
     )
     manifest_fields["hyperparameters"]["mean_train_loss"] = result.training_loss
     manifest_fields["hyperparameters"]["global_steps"] = result.global_step
+    curve = None
+    if dev_set is not None and evaluator is not None:
+        curve = DevCurve.from_trainer_state(
+            trainer.state, dev_set, evaluator.labels, config.metric_for_best, arguments.load_best_model_at_end
+        )
+        manifest_fields["dev_evaluation"] = curve.to_dict()
     manifest = model.manifest(**manifest_fields)
     is_main_process = trainer.is_world_process_zero()
     if is_main_process:
         model.save(config.output, manifest)
+        if curve is not None:
+            curve.plot(config.output / DEV_CURVE_PLOT)
+            for line in curve.verdict():
+                console.print(line)
     if not joined_elsewhere and dist.is_available() and dist.is_initialized():
         # Leaving gloo's threads to interpreter shutdown can abort a process ("terminate called without an active
         # exception") after a successful run; the group this call joined is left explicitly once all ranks are done.
@@ -376,4 +509,5 @@ def train(
         examples=len(examples),
         steps=result.global_step,
         is_main_process=is_main_process,
+        dev_curve=curve,
     )

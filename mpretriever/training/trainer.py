@@ -8,9 +8,11 @@ manifest, so any of them can be evaluated or served.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
+import torch.distributed as dist
 from sentence_transformers import SentenceTransformer
 from torch import Tensor, nn
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -31,6 +33,7 @@ class MultiPositiveTrainer(Trainer):
         temperature: float,
         manifest_factory: Callable[[], RunManifest],
         grad_cache_chunk: int | None = None,
+        dev_evaluator: Callable[[BiEncoder], dict[str, float]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -38,6 +41,7 @@ class MultiPositiveTrainer(Trainer):
         self.temperature = temperature
         self.manifest_factory = manifest_factory
         self.grad_cache_chunk = grad_cache_chunk
+        self.dev_evaluator = dev_evaluator
 
     def _bi_encoder(self, model: nn.Module | None = None) -> BiEncoder:
         unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
@@ -61,6 +65,32 @@ class MultiPositiveTrainer(Trainer):
             autocast=self.compute_loss_context_manager,
         )
         return (loss, {}) if return_outputs else loss
+
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Retrieval on the dev set (``dev_evaluator``) instead of a loss over ``eval_dataset``: the figures the
+        Trainer's ``metric_for_best_model`` / ``load_best_model_at_end`` select on. The first process evaluates,
+        the others receive its figures, so that every process keeps the same best checkpoint."""
+        if self.dev_evaluator is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        started = time.perf_counter()
+        values = [self.dev_evaluator(self._bi_encoder()) if self.is_world_process_zero() else None]
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast_object_list(values, src=0)
+        metrics = {f"{metric_key_prefix}_{label}": value for label, value in (values[0] or {}).items()}
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - started, 2)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
+        return metrics
+
+    def _load_best_model(self) -> None:
+        # The checkpoints are sentence-transformers models, which the Trainer's own loader does not read.
+        if self.state.best_model_checkpoint is not None:
+            self._load_from_checkpoint(self.state.best_model_checkpoint)
 
     def _save(self, output_dir: str | None = None, state_dict: dict[str, Tensor] | None = None) -> None:
         if self.args.should_save:

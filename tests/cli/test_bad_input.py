@@ -43,7 +43,18 @@ def _command(command: str, data: Path, model: Path, output: Path) -> list[str]:
     if command == "index":
         return ["index", *common, "--collection", "tiny", "--qdrant-path", str(output)]
     if command == "train":
-        return ["train", *common, "--split", "train", "--output", str(output), "--max-steps", "1", "--batch-size", "2"]
+        return [
+            "train",
+            *common,
+            "--split",
+            "train",
+            "--output",
+            str(output),
+            "--max-steps",
+            "1",
+            "--per-device-train-batch-size",
+            "2",
+        ]
     if command == "eval":
         return ["eval", *common, "--split", "train", "--output", str(output), "--no-cache", "--top-k", "100"]
     return ["mine", "--data", str(data), "--split", "train", "--output", str(output)]
@@ -175,10 +186,6 @@ def test_max_docs_below_one_is_refused(value: str, tiny_model_dir: Path, tmp_pat
         ("train", "--max-positives", "0"),
         ("train", "--query-max-length", "0"),
         ("train", "--passage-max-length", "-5"),
-        ("train", "--save-steps", "0"),
-        ("train", "--save-total-limit", "0"),
-        ("train", "--logging-steps", "0"),
-        ("train", "--workers", "-1"),
         ("index", "--batch-size", "0"),
         ("index", "--timeout", "0"),
     ],
@@ -192,6 +199,33 @@ def test_numeric_options_out_of_range_are_usage_errors(
     code, _, err = run_cli(args, capsys, monkeypatch)
     assert code == 2
     assert f"Invalid value for '{option}': Input should be greater than or equal to" in " ".join(err.split())
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--save-steps", "0", "save_steps must be a positive number, got 0"),
+        ("--save_total_limit", "0", "save_total_limit must be a positive number, got 0"),
+        ("--logging-steps", "0", "logging_steps must be a positive number, got 0"),
+        ("--dataloader-num-workers", "-1", "dataloader_num_workers must be a number >= 0, got -1"),
+        ("--learning_rate=nan", None, "learning_rate must be a positive number, got nan"),
+        ("--lerning-rate", "1e-4", "no such option: --lerning-rate (did you mean --learning-rate,"),
+        ("--output-dir", "elsewhere", "output_dir is set by mpretriever: use --output"),
+    ],
+)
+def test_trainer_options_no_run_can_use_are_usage_errors(
+    option: str, value: str | None, message: str, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Hugging Face TrainingArguments fields pass through mpr train, and are checked before anything runs."""
+    monkeypatch.setenv("COLUMNS", "300")
+    output = _output("train", tmp_path)
+    extra = [option] if value is None else [option, value]
+    code, _, err = run_cli(
+        [*_command("train", _dataset(tmp_path / "data"), tiny_model_dir, output), *extra], capsys, monkeypatch
+    )
+    assert code == 2
+    assert f"Invalid value: {message}" in " ".join(err.split())
     assert not output.exists()
 
 

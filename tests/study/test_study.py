@@ -25,11 +25,11 @@ from mpretriever.study.runner import RUN_RECORD, run_directory
 TINY_TRAIN = {
     "split": "train-graded",
     "max_steps": 2,
-    "batch_size": 4,
+    "per_device_train_batch_size": 4,
     "group_size": 4,
     "max_positives": 2,
     "learning_rate": 1.0e-3,
-    "warmup": 0,
+    "warmup_steps": 0,
     "query_max_length": 16,
     "passage_max_length": 32,
     "save_steps": 1000,
@@ -67,7 +67,7 @@ def test_load_study_reads_the_shipped_study_files() -> None:
     [
         ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {a: {}}\nbogus: 1\n", "unknown keys \\['bogus'\\]"),
         ("name: x\ndata: d\nobjectives: [nope]\nconditions: {a: {}}\n", "unknown objectives"),
-        ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {a: {train: {loss: x}}}\n", "study-controlled"),
+        ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {a: {train: {loss: x}}}\n", "set by the study"),
         ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {a: {noise: {share: 2}}}\n", "between 0 and 1"),
         ("name: x\ndata: d\nobjectives: [lsepair]\nconditions: {}\n", "at least one"),
         ("name: x\n  data: [\n", "invalid YAML"),

@@ -37,7 +37,7 @@ def worker(rank: int, beir: str, model_dir: str, output: str, port: int, record:
         destroy(state, group)
 
     PartialState.destroy_process_group = recording_destroy
-    outcome = train(_config(Path(beir), Path(model_dir), Path(output), batch_size=2, max_steps=1))
+    outcome = train(_config(Path(beir), Path(model_dir), Path(output), per_device_train_batch_size=2, max_steps=1))
     seen["steps"] = outcome.steps
     Path(f"{record}.{rank}").write_text(json.dumps(seen), encoding="utf-8")
     os._exit(0)  # the check is done; the test's verdict does not depend on the rest of the teardown

@@ -45,7 +45,7 @@ def checkpoint_steps(output: Path) -> list[str]:
     [
         ({"loss": "infonce"}, 'loss: "lsepair" in the checkpoint vs "infonce" requested'),
         ({"learning_rate": 2e-3}, "learning_rate: 0.001 in the checkpoint vs 0.002 requested"),
-        ({"batch_size": 2}, "batch_size: 4 in the checkpoint vs 2 requested"),
+        ({"per_device_train_batch_size": 2}, "per_device_train_batch_size: 4 in the checkpoint vs 2 requested"),
         ({"passage_max_length": 24}, "passage_max_length: 32 in the checkpoint vs 24 requested"),
         ({"temperature": 0.1}, "temperature: 0.05 in the checkpoint vs 0.1 requested"),
         ({"normalize_loss": False}, "normalize_loss: not recorded in the checkpoint vs false requested"),
@@ -57,7 +57,7 @@ def checkpoint_steps(output: Path) -> list[str]:
 )
 def test_resume_with_another_option_is_refused(checkpointed: TrainConfig, change: dict[str, Any], listed: str) -> None:
     with pytest.raises(ResumeMismatchError) as refused:
-        train(replace(checkpointed, resume=True, **change))
+        train(checkpointed.with_options(resume=True, **change))
     message = str(refused.value)
     assert f"\n  {listed}" in message
     assert message.count(" in the checkpoint vs ") == 1, message
@@ -65,7 +65,9 @@ def test_resume_with_another_option_is_refused(checkpointed: TrainConfig, change
 
 
 def test_every_difference_is_listed_and_resume_from_is_checked_too(checkpointed: TrainConfig, tmp_path: Path) -> None:
-    changed = replace(checkpointed, loss="jointlh", learning_rate=2e-3, batch_size=2, passage_max_length=24)
+    changed = checkpointed.with_options(
+        loss="jointlh", learning_rate=2e-3, per_device_train_batch_size=2, passage_max_length=24
+    )
     for request in (
         replace(changed, resume=True),
         replace(changed, output=tmp_path / "elsewhere", resume_from=checkpointed.output / "checkpoint-2"),
@@ -73,7 +75,12 @@ def test_every_difference_is_listed_and_resume_from_is_checked_too(checkpointed:
         with pytest.raises(ResumeMismatchError) as refused:
             train(request)
         lines = [line.strip() for line in str(refused.value).splitlines() if " in the checkpoint vs " in line]
-        assert [line.split(":")[0] for line in lines] == ["batch_size", "learning_rate", "loss", "passage_max_length"]
+        assert [line.split(":")[0] for line in lines] == [
+            "learning_rate",
+            "loss",
+            "passage_max_length",
+            "per_device_train_batch_size",
+        ]
     assert not (tmp_path / "elsewhere").exists()
 
 
@@ -81,11 +88,11 @@ def test_resume_with_the_same_options_continues(checkpointed: TrainConfig, tmp_p
     """The same options (the default temperature asked explicitly counts as the same) and changes of saving,
     logging or GradCache chunking only: the run continues to its last step."""
     config = copy_of(checkpointed, tmp_path / "run")
-    resumed = replace(config, resume=True, temperature=0.05, save_steps=3, logging_steps=2, grad_cache=2)
+    resumed = config.with_options(resume=True, temperature=0.05, save_steps=3, logging_steps=2, grad_cache=2)
     outcome = train(resumed)
     assert outcome.steps == STEPS
     manifest = RunManifest.load(config.output)
-    assert manifest.hyperparameters["learning_rate"] == checkpointed.learning_rate
+    assert manifest.hyperparameters["learning_rate"] == checkpointed.trainer["learning_rate"]
     assert manifest.hyperparameters["global_steps"] == STEPS
 
 
@@ -102,7 +109,7 @@ class _CrashAtStart(TrainerCallback):
 def test_a_crashed_overwrite_leaves_no_old_checkpoint_to_resume(checkpointed: TrainConfig, tmp_path: Path) -> None:
     config = copy_of(checkpointed, tmp_path / "run")
     with pytest.raises(RuntimeError, match="crashed before the first checkpoint"):
-        train(replace(config, overwrite=True, learning_rate=5e-4), callbacks=[_CrashAtStart()])
+        train(config.with_options(overwrite=True, learning_rate=5e-4), callbacks=[_CrashAtStart()])
     assert list(config.output.iterdir()) == []
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         train(replace(config, resume=True))
@@ -169,23 +176,32 @@ def test_a_temperature_must_be_a_positive_number(temperature: float, tmp_path: P
     [
         ({"learning_rate": 0.0}, "learning_rate must be a positive number, got 0.0"),
         ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
-        ({"epochs": 0.0}, "epochs must be a positive number"),
-        ({"batch_size": 0}, "batch_size must be a positive number"),
+        ({"num_train_epochs": 0.0}, "num_train_epochs must be a positive number"),
+        ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be a positive number"),
         ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be a positive number"),
-        ({"warmup": -0.1}, "warmup must be a number >= 0"),
+        ({"warmup_steps": -0.1}, "warmup_steps must be a number >= 0"),
         ({"weight_decay": float("inf")}, "weight_decay must be a number >= 0"),
-        ({"max_steps": 0}, r"max_steps must be -1 \(use epochs\) or at least 1, got 0"),
+        ({"max_steps": 0}, r"max_steps must be -1 \(use num_train_epochs\) or at least 1, got 0"),
         ({"max_steps": -5}, "max_steps must be -1"),
     ],
 )
 def test_numbers_no_training_can_use_are_refused(option: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=message):
-        TrainConfig(data="nfcorpus", output=tmp_path, **option)
-    TrainConfig(data="nfcorpus", output=tmp_path, max_steps=-1, warmup=0.0, weight_decay=0.0)  # the edges are fine
+        TrainConfig.from_options(data="nfcorpus", output=tmp_path, **option)
+    TrainConfig.from_options(
+        data="nfcorpus", output=tmp_path, max_steps=-1, warmup_steps=0.0, weight_decay=0.0
+    )  # edges
 
 
 @pytest.mark.parametrize(
-    "option", [("--temperature", "0"), ("--temperature", "-1"), ("--lr", "0"), ("--max-steps", "0"), ("--epochs", "-1")]
+    "option",
+    [
+        ("--temperature", "0"),
+        ("--temperature", "-1"),
+        ("--learning-rate", "0"),
+        ("--max-steps", "0"),
+        ("--num-train-epochs", "-1"),
+    ],
 )
 def test_the_cli_refuses_numbers_no_training_can_use(
     option: tuple[str, str], tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
@@ -202,8 +218,8 @@ def test_the_cli_refuses_a_resume_with_another_learning_rate(
 ) -> None:
     args = _tiny_args(tiny_beir, tiny_model_dir, tmp_path / "run", "--save-steps", "1")
     assert run_cli(args, capsys, monkeypatch)[0] == 0
-    code, out, err = run_cli([*args, "--resume", "--lr", "1e-3"], capsys, monkeypatch)
+    code, out, err = run_cli([*args, "--resume", "--learning-rate", "1e-3"], capsys, monkeypatch)
     assert code == 2, out + err
-    assert "learning_rate: 2e-05 in the checkpoint vs 0.001 requested" in out + err
+    assert "learning_rate: 0.0001 in the checkpoint vs 0.001 requested" in out + err
     state = json.loads((tmp_path / "run" / "checkpoint-2" / "trainer_state.json").read_text(encoding="utf-8"))
     assert state["global_step"] == 2

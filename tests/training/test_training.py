@@ -17,23 +17,23 @@ from mpretriever.training import OBJECTIVES, OutputExistsError, TrainConfig, tra
 
 
 def _config(tiny_beir: Path, tiny_model_dir: Path, output: Path, **overrides: Any) -> TrainConfig:
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         data=str(tiny_beir),
         output=output,
         model=str(tiny_model_dir),
-        batch_size=4,
+        per_device_train_batch_size=4,
         group_size=4,
         max_positives=2,
         query_max_length=16,
         passage_max_length=32,
         learning_rate=1e-3,
-        warmup=0,
+        warmup_steps=0,
         logging_steps=1,
         save_steps=1000,
         progress=False,
         seed=13,
     )
-    return replace(config, **overrides)
+    return config.with_options(**overrides)
 
 
 def _losses(output: Path) -> list[float]:
@@ -48,7 +48,7 @@ def _weights(output: Path) -> dict[str, torch.Tensor]:
 
 
 def test_loss_falls_and_the_run_is_saved(tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
-    outcome = train(_config(tiny_beir, tiny_model_dir, tmp_path / "run", epochs=10, save_steps=30))
+    outcome = train(_config(tiny_beir, tiny_model_dir, tmp_path / "run", num_train_epochs=10, save_steps=30))
     assert outcome.steps == 30 and outcome.examples == 12
     losses = _losses(tmp_path / "run")
     assert len(losses) == 30
@@ -119,7 +119,7 @@ class _EpochSpy(TrainerCallback):
 
 def test_dataset_epoch_follows_the_trainer(tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     spy = _EpochSpy()
-    train(_config(tiny_beir, tiny_model_dir, tmp_path / "run", loss="rand1lh", epochs=3), callbacks=[spy])
+    train(_config(tiny_beir, tiny_model_dir, tmp_path / "run", loss="rand1lh", num_train_epochs=3), callbacks=[spy])
     assert spy.epochs == [0, 1, 2]
 
 

@@ -1,0 +1,173 @@
+"""The dev set a training run selects its best checkpoint on, and the retrieval evaluation run on it.
+
+A dev set is either a qrels split of the dataset (``--eval-split dev``) or training queries held out by a stable
+hash of their ids (``--dev-queries N``, for datasets without a dev split), which training then never sees. Its
+corpus is the whole corpus, or, for corpora too large to encode every few steps, a fixed pool built once: every
+passage judged for a dev query plus each dev query's BM25 top ``pool_depth``. The pool depends only on the data
+and the dev queries, so the figures of two runs on the same dev set are comparable; they are not comparable to
+figures on the full corpus (a pool is easier), and every report says which corpus they are on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import datasets
+
+from mpretriever.data.beir import BeirDataset, passage_text
+from mpretriever.evaluation.metrics import DEFAULT_MEASURES, Measure, evaluate_run, mean_values, parse_measures
+from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.search.exact import ExactIndex
+
+logger = logging.getLogger(__name__)
+
+DevCorpus = Literal["auto", "full", "pool"]
+FULL_CORPUS_LIMIT = 20_000  # "auto" evaluates on the full corpus up to this many passages, else on a pool
+DEFAULT_POOL_DEPTH = 100
+TOP_K = 100
+
+
+def held_out_queries(query_ids: Iterable[str], count: int) -> list[str]:
+    """``count`` query ids chosen by a stable hash of the ids alone: the same ones for every seed, option and
+    machine, and a query stays held out when others are added to the data."""
+    if count < 1:
+        raise ValueError(f"the number of held-out dev queries must be at least 1, got {count}")
+    ordered = sorted(set(query_ids), key=lambda query_id: hashlib.sha1(query_id.encode("utf-8")).hexdigest())
+    return sorted(ordered[:count])
+
+
+@dataclass(frozen=True)
+class DevSet:
+    """Dev queries, their graded judgements, and the corpus rows they are evaluated against (``rows=None``: the
+    whole corpus). ``source`` says where the queries come from (``"split dev"``, ``"held out of train"``)."""
+
+    dataset: str
+    source: str
+    queries: Mapping[str, str]
+    qrels: Mapping[str, Mapping[str, int]]
+    corpus_size: int
+    rows: tuple[int, ...] | None = None
+    pool_depth: int | None = None
+
+    @property
+    def corpus_kind(self) -> str:
+        return "full" if self.rows is None else "pool"
+
+    @property
+    def passages(self) -> int:
+        return self.corpus_size if self.rows is None else len(self.rows)
+
+    def describe(self) -> dict[str, Any]:
+        """What the dev figures are measured on (recorded in the run's manifest)."""
+        description: dict[str, Any] = {
+            "dataset": self.dataset,
+            "queries_from": self.source,
+            "queries": len(self.queries),
+            "corpus": self.corpus_kind,
+            "passages": self.passages,
+            "corpus_passages": self.corpus_size,
+        }
+        if self.rows is not None:
+            digest = hashlib.sha1(",".join(map(str, self.rows)).encode("ascii")).hexdigest()[:16]
+            description.update(pool_depth=self.pool_depth, pool_fingerprint=digest)
+        return description
+
+    def headline(self) -> str:
+        """One line for logs and reports: ``324 queries of nfcorpus split dev, full corpus (3,633 passages)``."""
+        corpus = (
+            f"full corpus ({self.passages:,} passages)"
+            if self.rows is None
+            else f"sub-corpus of {self.passages:,} of {self.corpus_size:,} passages (judged + BM25 top "
+            f"{self.pool_depth}; figures not comparable to full-corpus ones)"
+        )
+        return f"{len(self.queries):,} queries of {self.dataset} {self.source}, {corpus}"
+
+
+def build_dev_set(
+    dataset: BeirDataset,
+    qrels: Mapping[str, Mapping[str, int]],
+    source: str,
+    corpus: DevCorpus = "auto",
+    pool_depth: int = DEFAULT_POOL_DEPTH,
+) -> DevSet:
+    """The dev set of ``qrels`` (query id -> doc id -> grade; queries without a relevant passage are left out, as
+    evaluation leaves them out). ``corpus``: ``"full"``, ``"pool"`` or ``"auto"`` (full up to
+    :data:`FULL_CORPUS_LIMIT` passages)."""
+    if corpus not in ("auto", "full", "pool"):
+        raise ValueError(f"dev corpus must be auto, full or pool, got {corpus!r}")
+    if pool_depth < 1:
+        raise ValueError(f"the dev pool depth must be at least 1, got {pool_depth}")
+    judged = {
+        query_id: dict(grades)
+        for query_id, grades in qrels.items()
+        if query_id in dataset.queries and any(grade >= 1 for grade in grades.values())
+    }
+    if not judged:
+        raise ValueError(f"{dataset.root}: the dev queries ({source}) have no relevant passage to evaluate on")
+    queries = {query_id: dataset.queries[query_id] for query_id in sorted(judged)}
+    size = len(dataset.corpus)
+    if corpus == "full" or (corpus == "auto" and size <= FULL_CORPUS_LIMIT):
+        return DevSet(dataset.name, source, queries, judged, size)
+    rows = _pool_rows(dataset, queries, judged, pool_depth)
+    return DevSet(dataset.name, source, queries, judged, size, rows, pool_depth)
+
+
+def _pool_rows(
+    dataset: BeirDataset, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]], depth: int
+) -> tuple[int, ...]:
+    from mpretriever.mining.base import MiningQuery
+    from mpretriever.mining.bm25 import BM25Miner
+
+    corpus = dataset.corpus
+    started = time.perf_counter()
+    texts = [passage_text(title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)]
+    miner = BM25Miner.from_texts(corpus["_id"], texts)
+    requests = [MiningQuery(query_id, text, (), frozenset()) for query_id, text in queries.items()]
+    pooled = {doc_id for grades in qrels.values() for doc_id in grades}
+    for ranking in miner.rank(requests, depth):
+        pooled.update(candidate.doc_id for candidate in ranking.candidates)
+    doc_index = dataset.doc_index
+    rows = tuple(sorted(doc_index[doc_id] for doc_id in pooled if doc_id in doc_index))
+    seconds = time.perf_counter() - started
+    logger.info("dev pool: %d passages (judged + BM25 top %d) in %.1f s", len(rows), depth, seconds)
+    return rows
+
+
+class DevEvaluator:
+    """Ranks the dev set's corpus for every dev query by exact search and scores the rankings with trec_eval.
+
+    Passages and queries are embedded at the lengths inference uses (the model's maximum sequence length), not at
+    the training lengths, so the starting model's figure is what ``mpr eval`` reports for it on the same corpus.
+    """
+
+    def __init__(
+        self,
+        dev_set: DevSet,
+        corpus: datasets.Dataset,
+        measures: Sequence[str] = DEFAULT_MEASURES,
+        batch_size: int = 64,
+    ) -> None:
+        self.dev_set = dev_set
+        self.queries = list(dev_set.queries)  # the Trainer's eval_dataset
+        self.corpus = corpus if dev_set.rows is None else corpus.select(dev_set.rows)
+        self.measures: list[Measure] = parse_measures(measures)
+        self.batch_size = batch_size
+        self.top_k = max(TOP_K, *(measure.depth or 0 for measure in self.measures))
+
+    @property
+    def labels(self) -> list[str]:
+        return [measure.label for measure in self.measures]
+
+    def __call__(self, encoder: BiEncoder) -> dict[str, float]:
+        """The mean of every measure over the dev queries, for the encoder as it is now."""
+        with encoder.inference_lengths():
+            index = ExactIndex.from_corpus(encoder, self.corpus, batch_size=self.batch_size)
+            hits = index.search([self.dev_set.queries[query_id] for query_id in self.queries], self.top_k)
+        run = dict(zip(self.queries, hits, strict=True))
+        per_query = evaluate_run(self.dev_set.qrels, run, self.measures, queries=self.queries)
+        return mean_values(per_query, self.measures)

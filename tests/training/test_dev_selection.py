@@ -1,0 +1,176 @@
+"""Training with a dev set: evaluated at the start and every eval_steps, the best checkpoint is the saved model
+(the Trainer's load_best_model_at_end), the dev curve is kept, and a run where no step beats the starting model
+says so. Also the dev set itself: held-out queries by a stable hash, full corpus or a BM25 pool."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mpretriever.data import BeirDataset
+from mpretriever.evaluation import EvalConfig, evaluate_retrieval
+from mpretriever.model import BiEncoder
+from mpretriever.training import TrainConfig, train
+from mpretriever.training.dev_curve import DEV_CURVE_PLOT
+from mpretriever.training.dev_set import DevEvaluator, build_dev_set, held_out_queries
+from mpretriever.training.run import load_training_examples
+from tests.cli.test_cli import _tiny_args, run_cli
+from tests.training.test_training import _config
+
+
+def _dev_config(tiny_beir: Path, tiny_model_dir: Path, output: Path, **changes: Any) -> TrainConfig:
+    options = {"dev_queries": 4, "num_train_epochs": 10, "eval_steps": 5, "save_steps": 5, **changes}
+    return _config(tiny_beir, tiny_model_dir, output, **options)
+
+
+@pytest.fixture(scope="module")
+def dev_run(tiny_beir: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    output = tmp_path_factory.mktemp("dev-run") / "run"
+    outcome = train(_dev_config(tiny_beir, tiny_model_dir, output))
+    return outcome, json.loads((output / "mpretriever.json").read_text(encoding="utf-8"))
+
+
+def test_held_out_queries_depend_on_the_ids_alone() -> None:
+    ids = [f"q{i}" for i in range(50)]
+    chosen = held_out_queries(ids, 5)
+    assert len(chosen) == 5 and set(chosen) <= set(ids)
+    assert held_out_queries(reversed(ids), 5) == chosen  # not on the order
+    assert set(chosen) <= set(held_out_queries(ids, 10))  # holding out more keeps the first ones held out
+    assert held_out_queries(ids, 50) == sorted(ids)
+    assert held_out_queries(ids, 5) != held_out_queries([f"x{i}" for i in range(50)], 5)
+    with pytest.raises(ValueError, match="at least 1"):
+        held_out_queries(ids, 0)
+
+
+def test_the_run_evaluates_at_the_start_and_every_eval_steps_and_keeps_the_best(dev_run, tmp_path: Path) -> None:
+    outcome, manifest = dev_run
+    dev = manifest["dev_evaluation"]
+    steps = [point["step"] for point in dev["curve"]]
+    assert steps == [0, 5, 10, 15, 20] and outcome.steps == 20
+    assert dev["dev_set"]["queries"] == 4 and dev["dev_set"]["corpus"] == "full"
+    assert dev["dev_set"]["queries_from"] == "train, held out of training"
+    scores = {point["step"]: point["nDCG@10"] for point in dev["curve"]}
+    best_step = max((step for step in steps if step > 0), key=lambda step: (scores[step], -step))
+    assert dev["kept_step"] == best_step and dev["kept"]["nDCG@10"] == scores[best_step]
+    assert dev["start"]["nDCG@10"] == scores[0]
+    assert dev["beats_start"] == (scores[best_step] > scores[0])
+    # the saved model is the best checkpoint's weights, not the last step's
+    saved = load_file(outcome.output / "model.safetensors")
+    best = load_file(outcome.output / f"checkpoint-{best_step}" / "model.safetensors")
+    assert all(torch.equal(saved[name], best[name]) for name in best)
+    if best_step != 20:
+        last = load_file(outcome.output / "checkpoint-20" / "model.safetensors")
+        assert not all(torch.equal(saved[name], last[name]) for name in last)
+    assert (outcome.output / DEV_CURVE_PLOT).stat().st_size > 1000
+    assert manifest["hyperparameters"]["dev_queries"] == 4
+    assert manifest["hyperparameters"]["load_best_model_at_end"] is True
+
+
+def test_held_out_dev_queries_are_never_trained_on(tiny_beir: Path, tiny_model_dir: Path, dev_run) -> None:
+    outcome, manifest = dev_run
+    dataset = BeirDataset(tiny_beir)
+    config = _dev_config(tiny_beir, tiny_model_dir, Path("unused"))
+    held_out = held_out_queries(dataset.qrels("train"), 4)
+    trained = {example.query_id for example in load_training_examples(config, dataset, held_out)}
+    assert trained.isdisjoint(held_out) and len(trained) == 12 - 4
+    assert outcome.examples == manifest["train_samples"] == 8
+
+
+def test_the_dev_figure_of_the_starting_model_is_what_mpr_eval_reports(tiny_beir: Path, tiny_run: Path) -> None:
+    dataset = BeirDataset(tiny_beir)
+    qrels = {q: {d: j.grade for d, j in judged.items()} for q, judged in dataset.qrels("test").items()}
+    dev_set = build_dev_set(dataset, qrels, "split test")
+    encoder = BiEncoder.from_pretrained(tiny_run, query_max_length=16, passage_max_length=32)
+    figures = DevEvaluator(dev_set, dataset.corpus)(encoder)
+    report = evaluate_retrieval(EvalConfig(data=str(tiny_beir), split="test", model=str(tiny_run), progress=False))
+    assert figures == pytest.approx(report.result("exact").means, abs=1e-6)
+    assert encoder.transformer.document_length == 32  # the training lengths are back after evaluation
+
+
+def test_a_pool_holds_the_judged_passages_and_the_bm25_candidates(tiny_beir: Path) -> None:
+    dataset = BeirDataset(tiny_beir)
+    qrels = {"q0": {"d0-0": 1, "n3": 0}, "q1": {"d1-1": 2}}
+    pool = build_dev_set(dataset, qrels, "split x", corpus="pool", pool_depth=3)
+    ids = {dataset.corpus[row]["_id"] for row in pool.rows or ()}
+    assert {"d0-0", "n3", "d1-1"} <= ids and len(ids) <= 3 + 2 * 3
+    assert pool.describe()["corpus"] == "pool" and pool.describe()["pool_depth"] == 3
+    assert "not comparable to full-corpus ones" in pool.headline()
+    again = build_dev_set(dataset, qrels, "split x", corpus="pool", pool_depth=3)
+    assert again.describe()["pool_fingerprint"] == pool.describe()["pool_fingerprint"]
+    full = build_dev_set(dataset, qrels, "split x")  # auto: a small corpus is evaluated whole
+    assert full.rows is None and full.passages == len(dataset.corpus)
+    assert set(full.queries) == {"q0", "q1"}
+
+
+def test_queries_without_a_relevant_passage_are_left_out_of_the_dev_set(tiny_beir: Path) -> None:
+    dataset = BeirDataset(tiny_beir)
+    dev_set = build_dev_set(dataset, {"q0": {"d0-0": 1}, "q1": {"d1-0": 0}}, "split x")
+    assert list(dev_set.queries) == ["q0"]
+    with pytest.raises(ValueError, match="no relevant passage"):
+        build_dev_set(dataset, {"q1": {"d1-0": 0}}, "split x")
+
+
+def test_a_run_where_no_step_beats_the_start_says_so(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The dev figures fall after the start: the best trained step is kept (the Trainer's semantics), and the run
+    says plainly that it did not beat the starting model, in the manifest and on the console."""
+    figures = iter([0.9, 0.5, 0.7, 0.6, 0.4])
+
+    def falling(self: DevEvaluator, encoder: BiEncoder) -> dict[str, float]:
+        value = next(figures)
+        return {label: value for label in self.labels}
+
+    monkeypatch.setattr(DevEvaluator, "__call__", falling)
+    outcome = train(_dev_config(tiny_beir, tiny_model_dir, tmp_path / "run"))
+    dev = outcome.manifest.dev_evaluation
+    assert dev is not None and dev["beats_start"] is False
+    assert dev["kept_step"] == 10 and dev["kept"]["nDCG@10"] == 0.7 and dev["start"]["nDCG@10"] == 0.9
+    verdict = " ".join(outcome.dev_curve.verdict()) if outcome.dev_curve else ""
+    assert "no evaluated step beat the starting model on dev" in verdict
+    assert "0.7000 at step 10 (saved) against 0.9000 for the starting model" in verdict
+
+
+def test_dev_options_that_cannot_work_are_refused_before_training(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="pass only one of them"):
+        _config(tiny_beir, tiny_model_dir, tmp_path / "a", eval_split="test", dev_queries=3)
+    with pytest.raises(ValueError, match="is the split the run trains on"):
+        train(_config(tiny_beir, tiny_model_dir, tmp_path / "b", eval_split="train"))
+    with pytest.raises(ValueError, match="would hold out every one of the 12 training queries"):
+        train(_dev_config(tiny_beir, tiny_model_dir, tmp_path / "c", dev_queries=12))
+    with pytest.raises(ValueError, match="unknown measure"):
+        _config(tiny_beir, tiny_model_dir, tmp_path / "d", eval_split="test", metric_for_best="ndcg@x")
+    assert not any((tmp_path / name).exists() for name in "abcd")
+
+
+def test_mpr_train_with_an_eval_split_passes_trainer_fields_through(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    output = tmp_path / "run"
+    extra = ["--eval-split", "test", "--eval-steps", "1", "--metric-for-best", "mrr@10"]
+    extra += ["--lr-scheduler-type", "constant", "--warmup_steps=0", "--weight-decay", "0.01"]
+    code, _, err = run_cli(_tiny_args(tiny_beir, tiny_model_dir, output, *extra), capsys, monkeypatch)
+    assert code == 0, err
+    manifest = json.loads((output / "mpretriever.json").read_text(encoding="utf-8"))
+    hyperparameters = manifest["hyperparameters"]
+    assert hyperparameters["lr_scheduler_type"] == "constant" and hyperparameters["weight_decay"] == 0.01
+    assert hyperparameters["eval_split"] == "test" and hyperparameters["eval_steps"] == 1
+    assert manifest["dev_evaluation"]["metric_for_best"] == "MRR@10"
+    assert [point["step"] for point in manifest["dev_evaluation"]["curve"]] == [0, 1, 2]
+    state = json.loads((output / "checkpoint-2" / "trainer_state.json").read_text(encoding="utf-8"))
+    rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
+    assert rates and all(rate == rates[0] for rate in rates)  # the constant schedule reached the Trainer
+    assert "dev set: " in " ".join(err.split())
+
+
+def test_trainer_help_lists_every_training_argument(capsys, monkeypatch) -> None:
+    code, out, _ = run_cli(["train", "--trainer-help"], capsys, monkeypatch)
+    assert code == 0
+    assert "--lr_scheduler_type" in out and "--gradient_checkpointing" in out and "--deepspeed" in out

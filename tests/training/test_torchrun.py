@@ -90,3 +90,23 @@ def test_two_processes_make_the_single_process_update(
     assert weights.keys() == expected_weights.keys()
     for name, tensor in expected_weights.items():
         torch.testing.assert_close(weights[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_two_processes_select_the_same_best_checkpoint_on_a_dev_set(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The first process evaluates and sends its figures to the other, so both keep the same checkpoint; the
+    saved model is that checkpoint's."""
+    output = tmp_path / "run"
+    launcher = [TORCHRUN, "--nnodes", "1", "--nproc-per-node", "2", "--master-port", str(free_port())]
+    dev = ["--dev-queries", "4", "--eval-steps", "1", "--save-steps", "1", "--max-steps", "2"]  # the last one counts
+    run([*launcher, "-m", "mpretriever.cli", *train_args(tiny_beir, tiny_model_dir, output, 2), *dev], tmp_path)
+    manifest = json.loads((output / "mpretriever.json").read_text())
+    curve = manifest["dev_evaluation"]["curve"]
+    assert [point["step"] for point in curve] == [0, 1, 2]
+    kept = manifest["dev_evaluation"]["kept_step"]
+    best = max(curve[1:], key=lambda point: point["nDCG@10"])["step"]
+    assert kept == best
+    saved = load_file(str(output / "model.safetensors"))
+    checkpoint = load_file(str(output / f"checkpoint-{kept}" / "model.safetensors"))
+    assert all(torch.equal(saved[name], checkpoint[name]) for name in checkpoint)

@@ -17,8 +17,9 @@ from typing import Any
 
 from mpretriever.evaluation.significance import PairedComparison, compare_to_baseline
 from mpretriever.files import atomic_file
+from mpretriever.model.manifest import MANIFEST_NAME
 from mpretriever.study.config import REFERENCE_OBJECTIVE, StudyConfig
-from mpretriever.study.runner import EvaluatedModel
+from mpretriever.study.runner import EvaluatedModel, run_directory
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
@@ -99,6 +100,30 @@ def condition_table(
     return lines, rows
 
 
+def dev_selection_lines(evaluated: Sequence[EvaluatedModel], output: Path, condition: str) -> list[str]:
+    """For runs trained with a dev set: which step was kept, and whether it beat the starting model on dev."""
+    lines = []
+    for model in evaluated:
+        if model.condition != condition or model.seed is None:
+            continue
+        manifest_path = run_directory(output, condition, model.objective, model.seed) / "model" / MANIFEST_NAME
+        if not manifest_path.is_file():
+            continue
+        dev = json.loads(manifest_path.read_text(encoding="utf-8")).get("dev_evaluation")
+        if not dev or not dev.get("kept") or not dev.get("start"):
+            continue
+        metric = dev["metric_for_best"]
+        steps = dev["curve"][-1]["step"] if dev["curve"] else "?"
+        verdict = "beats" if dev["beats_start"] else "does **not** beat"
+        lines.append(
+            f"- {model.objective}, seed {model.seed}: step {dev['kept_step']} of {steps} kept, dev {metric} "
+            f"{dev['kept'][metric]:.4f}, which {verdict} the starting model's {dev['start'][metric]:.4f} "
+            f"({dev['dev_set']['queries']} queries, {dev['dev_set']['corpus']} corpus of "
+            f"{dev['dev_set']['passages']} passages)"
+        )
+    return ["Dev selection:", "", *lines, ""] if lines else []
+
+
 def summary_table(config: StudyConfig, evaluated: Sequence[EvaluatedModel]) -> list[str]:
     """The primary measure of every objective under every condition (mean over seeds)."""
     base = next(model for model in evaluated if model.objective == "base")
@@ -159,7 +184,7 @@ def write_report(
         if not any(model.condition == condition.name for model in evaluated):
             continue
         table, rows = condition_table(config, evaluated, condition.name)
-        lines += [f"## {condition.name}", "", *table, ""]
+        lines += [f"## {condition.name}", "", *table, "", *dev_selection_lines(evaluated, output, condition.name)]
         results["conditions"][condition.name] = rows
     if len(results["conditions"]) > 1:
         lines += ["## All conditions", "", *summary_table(config, evaluated), ""]

@@ -250,3 +250,25 @@ def test_noisy_labels_replace_only_the_filters_positives_and_keep_the_rest_judge
         config, condition, "lsepair", 1, dataset, path, None, tmp_path / "model", progress=False
     )
     assert train_config.sources == ["human", NOISE_SOURCE]  # the false positives count as the true ones did
+
+
+def test_a_study_condition_can_select_on_a_dev_set_and_the_report_says_what_was_kept(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Training options of mpr train and TrainingArguments fields pass through a study file; a run with a dev set
+    keeps its best checkpoint, and the report lists the kept step against the starting model's dev figure."""
+    conditions = {
+        "dev": {"train": {"dev_queries": 3, "eval_steps": 1, "save_steps": 1, "lr_scheduler_type": "constant"}}
+    }
+    config = study_from_dict(tiny_study(tiny_beir, tiny_model_dir, objectives=["lsepair"], conditions=conditions))
+    output = tmp_path / "study"
+    evaluated = run_study(config, output, progress=False)
+    write_report(config, evaluated, output, plot=False)
+    manifest = json.loads((run_directory(output, "dev", "lsepair", 1) / "model" / "mpretriever.json").read_text())
+    dev = manifest["dev_evaluation"]
+    assert [point["step"] for point in dev["curve"]] == [0, 1, 2]
+    assert manifest["hyperparameters"]["lr_scheduler_type"] == "constant"
+    report = (output / "report.md").read_text()
+    verdict = "beats" if dev["beats_start"] else "does **not** beat"
+    kept = f"- lsepair, seed 1: step {dev['kept_step']} of 2 kept, dev nDCG@10 {dev['kept']['nDCG@10']:.4f}, which "
+    assert kept + verdict in report

@@ -197,14 +197,16 @@ class BiEncoder(nn.Module):
     def inference_lengths(self) -> Iterator[None]:
         """Within the block, :meth:`encode` cuts texts at the model's maximum sequence length, as inference does,
         whatever lengths the encoder trains with; in eval mode, restored afterwards (evaluation during training)."""
-        was_training = self.training
-        self.eval()
-        self._set_lengths(self.max_seq_length, self.max_seq_length)
+        was_training, training_config = self.training, self.config
+        self.config = replace(
+            training_config, query_max_length=self.max_seq_length, passage_max_length=self.max_seq_length
+        )
+        self._apply_config().eval()
         try:
             yield
         finally:
-            self._set_lengths(self.config.query_max_length, self.config.passage_max_length)
-            self.train(was_training)
+            self.config = training_config
+            self._apply_config().train(was_training)
 
     @property
     def transformer(self) -> Transformer:

@@ -90,6 +90,9 @@ def test_the_dev_figure_of_the_starting_model_is_what_mpr_eval_reports(tiny_beir
     report = evaluate_retrieval(EvalConfig(data=str(tiny_beir), split="test", model=str(tiny_run), progress=False))
     assert figures == pytest.approx(report.result("exact").means, abs=1e-6)
     assert encoder.transformer.document_length == 32  # the training lengths are back after evaluation
+    assert encoder.max_length("passage") == 32 and encoder.config.passage_max_length == 32
+    with encoder.inference_lengths():
+        assert encoder.max_length("passage") == encoder.max_seq_length == 128  # what the truncation log reports
 
 
 def test_a_pool_holds_the_judged_passages_and_the_bm25_candidates(tiny_beir: Path) -> None:

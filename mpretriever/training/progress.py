@@ -18,7 +18,8 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 
 class RichProgressCallback(TrainerCallback):
-    """Shows steps done, elapsed and remaining time, the latest loss and learning rate; prints each log line."""
+    """Shows steps done, elapsed and remaining time, the latest loss and learning rate; prints each log line and
+    each dev evaluation's figures."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
@@ -55,7 +56,15 @@ class RichProgressCallback(TrainerCallback):
         logs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if self.progress is None or self.task is None or not logs or "loss" not in logs:
+        if self.progress is None or self.task is None or not logs:
+            return
+        figures = {key.removeprefix("eval_"): value for key, value in logs.items() if key.startswith("eval_")}
+        if figures:
+            seconds = figures.pop("runtime", None)
+            took = f"  ({seconds:.0f} s)" if isinstance(seconds, float | int) else ""
+            shown = "  ".join(f"{label} {value:.4f}" for label, value in figures.items())
+            self.progress.console.log(f"step {state.global_step}/{state.max_steps}  dev {shown}{took}")
+        if "loss" not in logs:
             return
         self.progress.update(self.task, loss=f"{logs['loss']:.4f}")
         learning_rate = logs.get("learning_rate")

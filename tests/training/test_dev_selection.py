@@ -177,3 +177,20 @@ def test_trainer_help_lists_every_training_argument(capsys, monkeypatch) -> None
     code, out, _ = run_cli(["train", "--trainer-help"], capsys, monkeypatch)
     assert code == 0
     assert "--lr_scheduler_type" in out and "--gradient_checkpointing" in out and "--deepspeed" in out
+
+
+def test_mpr_train_offers_every_option_of_train_config() -> None:
+    """mpretriever's own options live in TrainConfig; the command declares each one (with its help) and nothing
+    the Trainer already knows, which passes through by its Hugging Face name."""
+    import typer.main
+
+    from mpretriever.cli.app import app
+    from mpretriever.training.options import trainer_fields
+    from mpretriever.training.run import own_option_names
+
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    declared = {parameter.name for parameter in command.params} - {"trainer_help"}
+    renamed = {"qrels": "qrels_file", "extra_qrels": "extra_qrels"}
+    offered = {renamed.get(name, name) for name in declared}
+    assert set(own_option_names()) - {"progress"} == offered
+    assert offered.isdisjoint(trainer_fields())

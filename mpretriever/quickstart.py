@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mpretriever.data.beir import BeirDataset
 from mpretriever.data.resolve import resolve_dataset
@@ -207,7 +208,8 @@ def summary(outcome: QuickstartOutcome) -> list[str]:
         ]
     )
     curve = outcome.dev_curve
-    selected = [] if curve is None else [line for line in curve.verdict() if not line.startswith("dev set:")]
+    verdict = [] if curve is None else [Text.from_markup(line).plain for line in curve.verdict()]
+    selected = [line for line in verdict if not line.startswith("dev set:")]
     return [
         *selected,
         f"dev curve: {outcome.model_dir / DEV_CURVE_PLOT} (table in {outcome.model_dir / MANIFEST_NAME})",

@@ -120,3 +120,22 @@ def test_summary_names_the_collections_and_a_search_command_that_parses(tmp_path
     search = typer.main.get_command(app).commands["search"]  # type: ignore[attr-defined]
     parsed = search.make_context("search", command[2:]).params
     assert parsed["collection"] == "nfcorpus-tuned" and parsed["qdrant_path"] == str(outcome.qdrant_path)
+
+
+def test_summary_says_in_plain_text_whether_the_dev_selected_model_beats_the_start(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from mpretriever.training.dev_curve import DevCurve, DevPoint
+
+    points = (
+        DevPoint(0, 0.0, {"nDCG@10": 0.30}),
+        DevPoint(10, 1.0, {"nDCG@10": 0.32}),
+        DevPoint(20, 2.0, {"nDCG@10": 0.31}),
+    )
+    curve = DevCurve({"queries": 5}, "5 queries of x split dev, full corpus (9 passages)", "nDCG@10", points, 10)
+    lines = summary(replace(_fake_outcome(tmp_path), dev_curve=curve, steps=20))
+    assert "dev nDCG@10 0.3200 at step 10 (saved), +0.0200 over 0.3000 for the starting model" in lines
+    assert not any("[" in line and "[/" in line for line in lines)  # no rich markup printed as text
+    worse = replace(curve, points=(DevPoint(0, 0.0, {"nDCG@10": 0.40}), *points[1:]))
+    text = "\n".join(summary(replace(_fake_outcome(tmp_path), dev_curve=worse)))
+    assert "no evaluated step beat the starting model on dev: nDCG@10 0.3200 at step 10 (saved)" in text

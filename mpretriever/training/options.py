@@ -43,6 +43,8 @@ CONTROLLED: dict[str, str] = {
     "do_train": "(mpr train always trains)",
     "do_eval": "--eval-split / --dev-queries",
     "do_predict": "(mpr eval)",
+    "metric_for_best_model": "--metric-for-best",
+    "greater_is_better": "(every retrieval measure is better when higher)",
 }
 
 # Fields that must be positive numbers, or numbers >= 0, for any run to make sense; refused before anything is read.

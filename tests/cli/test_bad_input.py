@@ -212,6 +212,7 @@ def test_numeric_options_out_of_range_are_usage_errors(
         ("--learning_rate=nan", None, "learning_rate must be a positive number, got nan"),
         ("--lerning-rate", "1e-4", "no such option: --lerning-rate (did you mean --learning-rate,"),
         ("--output-dir", "elsewhere", "output_dir is set by mpretriever: use --output"),
+        ("--metric-for-best-model", "eval_MRR@10", "metric_for_best_model is set by mpretriever: use --metric-for"),
     ],
 )
 def test_trainer_options_no_run_can_use_are_usage_errors(

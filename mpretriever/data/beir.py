@@ -156,6 +156,11 @@ def _check_ids(ids: list[str], path: Path) -> None:
             raise DataFormatError(path, message, line=lines[row])
 
 
+def grades(qrels: Qrels) -> dict[str, dict[str, int]]:
+    """The grade of every judged pair, without the source: what trec_eval and the dev set score against."""
+    return {query_id: {doc_id: j.grade for doc_id, j in judged.items()} for query_id, judged in qrels.items()}
+
+
 def passage_text(title: str, text: str) -> str:
     """The text a passage is embedded as: its title and body joined by a space (the BEIR convention)."""
     title, text = title.strip(), text.strip()

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from mpretriever import __version__
-from mpretriever.data.beir import BeirDataset
+from mpretriever.data.beir import BeirDataset, grades
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.evaluation.metrics import (
     DEFAULT_MEASURES,
@@ -379,7 +379,7 @@ def evaluate_retrieval(
 
     dataset = BeirDataset(resolve_dataset(config.data))
     judgements = dataset.qrels(config.split)
-    qrels = {qid: {doc_id: j.grade for doc_id, j in judged.items()} for qid, judged in judgements.items()}
+    qrels = grades(judgements)
     evaluable = relevant_queries(qrels)
     if not evaluable:
         raise ValueError(f"{dataset.root}: no query of split '{config.split}' has a relevant document")

@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import bm25s
+import datasets
 import numpy as np
 
+from mpretriever.data.beir import passage_text
 from mpretriever.mining.base import Candidate, MiningQuery, Ranking
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,12 @@ class BM25Miner:
         retriever = bm25s.BM25(k1=k1, b=b)
         retriever.index(tokens, show_progress=False)
         return cls(retriever, doc_ids, stemmer)
+
+    @classmethod
+    def from_corpus(cls, corpus: datasets.Dataset) -> BM25Miner:
+        """Index a BEIR corpus (columns ``_id``, ``title``, ``text``), each passage as it is embedded."""
+        texts = [passage_text(title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)]
+        return cls.from_texts(corpus["_id"], texts)
 
     def _tokens(self, texts: Sequence[str]) -> list[list[str]]:
         return bm25s.tokenize(

@@ -18,7 +18,7 @@ from typing import Literal
 from rich.console import Console
 from rich.progress import Progress
 
-from mpretriever.data.beir import BeirDataset, Qrels, load_qrels, passage_text
+from mpretriever.data.beir import BeirDataset, Qrels, load_qrels
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.examples import merge_qrels, strongest_judgements
 from mpretriever.data.resolve import resolve_dataset
@@ -181,8 +181,7 @@ def _build_miner(config: MineConfig, dataset: BeirDataset, progress: Progress, s
         from mpretriever.mining.bm25 import BM25Miner
 
         task = progress.add_task("indexing BM25", total=len(corpus))
-        texts = [passage_text(title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)]
-        miner = BM25Miner.from_texts(corpus["_id"], texts)
+        miner = BM25Miner.from_corpus(corpus)
         progress.update(task, completed=len(corpus))
         return miner
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import datasets
 
-from mpretriever.data.beir import BeirDataset, passage_text
+from mpretriever.data.beir import BeirDataset
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, Measure, evaluate_run, mean_values, parse_measures
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.search.exact import ExactIndex
@@ -123,10 +123,8 @@ def _pool_rows(
     from mpretriever.mining.base import MiningQuery
     from mpretriever.mining.bm25 import BM25Miner
 
-    corpus = dataset.corpus
     started = time.perf_counter()
-    texts = [passage_text(title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)]
-    miner = BM25Miner.from_texts(corpus["_id"], texts)
+    miner = BM25Miner.from_corpus(dataset.corpus)
     requests = [MiningQuery(query_id, text, (), frozenset()) for query_id, text in queries.items()]
     pooled = {doc_id for grades in qrels.values() for doc_id in grades}
     for ranking in miner.rank(requests, depth):

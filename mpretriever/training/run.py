@@ -18,7 +18,7 @@ from accelerate import PartialState
 from rich.console import Console
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments, set_seed
 
-from mpretriever.data.beir import BeirDataset, Qrels, load_qrels
+from mpretriever.data.beir import BeirDataset, Qrels, grades, load_qrels
 from mpretriever.data.examples import (
     LabelFilter,
     TrainingExample,
@@ -305,18 +305,11 @@ def load_training_examples(
 def load_dev_set(config: TrainConfig, dataset: BeirDataset) -> DevSet | None:
     """The run's dev set: the ``eval_split`` qrels, or ``dev_queries`` training queries held out by hash."""
     if config.eval_split is not None:
-        qrels = {
-            query_id: {doc_id: j.grade for doc_id, j in judged.items()}
-            for query_id, judged in dataset.qrels(config.eval_split).items()
-        }
+        qrels = grades(dataset.qrels(config.eval_split))
         source = f"split {config.eval_split}"
     elif config.dev_queries is not None:
-        merged = strongest_judgements(merge_qrels(training_qrels(config, dataset)))
-        judged = {
-            query_id: {doc_id: j.grade for doc_id, j in pairs.items()}
-            for query_id, pairs in merged.items()
-            if any(j.grade >= 1 for j in pairs.values())
-        }
+        merged = grades(strongest_judgements(merge_qrels(training_qrels(config, dataset))))
+        judged = {query_id: pairs for query_id, pairs in merged.items() if any(g >= 1 for g in pairs.values())}
         if config.dev_queries >= len(judged):
             raise ValueError(
                 f"--dev-queries {config.dev_queries} would hold out every one of the {len(judged)} "

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.service.conftest import free_loopback_port
 
-GUARD = '''
+GUARD = """
 import ipaddress, json, os, socket
 
 _RECORD = os.environ["MPR_TEST_NETWORK_RECORD"]
@@ -64,7 +64,7 @@ def _guarded(original):
 socket.getaddrinfo = getaddrinfo
 socket.socket.connect = _guarded(_connect)
 socket.socket.connect_ex = _guarded(_connect_ex)
-'''
+"""
 
 
 def guarded_environment(tmp_path: Path, **extra: str) -> tuple[dict[str, str], Path]:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from mpretriever import __version__
+from mpretriever.cli.annotate import annotate_command
 from mpretriever.cli.eval import eval_command
 from mpretriever.cli.index import index_command
 from mpretriever.cli.mine import mine_command
@@ -40,6 +41,7 @@ app.command("train", no_args_is_help=True, context_settings=TRAIN_CONTEXT_SETTIN
 app.command("index", no_args_is_help=True)(index_command)
 app.command("search", no_args_is_help=True)(search_command)
 app.command("mine", no_args_is_help=True)(mine_command)
+app.command("annotate", no_args_is_help=True)(annotate_command)
 app.command("eval", no_args_is_help=True)(eval_command)
 app.command("quickstart")(quickstart_command)
 app.command("serve")(serve_command)

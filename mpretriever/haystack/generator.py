@@ -54,6 +54,38 @@ def find_packaged_gguf(package: str = DEFAULT_PACKAGE) -> Path:
     raise FileNotFoundError(f"package '{package}' holds no .gguf file")
 
 
+def dequantised_copy(gguf: Path, directory: str | Path | None = None) -> Path:
+    """A plain transformers copy (bf16) of the model in ``gguf``, made once under ``directory`` (default
+    ``$MPR_CACHE_DIR/generators``) and reused; later loads take about a second instead of ~20 s."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = Path(directory) if directory else cache_dir("generators")
+    target = target / f"{gguf.stem}-{gguf.stat().st_size}"
+    if (target / "config.json").is_file():
+        return target
+    logger.info("dequantising %s once (about 20 s); cached in %s", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    # transformers marks GGUF-loaded models as quantised and refuses to save them, although the weights are
+    # already dequantised: copy them into a plain model of the same configuration.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.load_state_dict(loaded.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "config.json").is_file():
+            raise
+    return target
+
+
 @component
 class LocalGGUFGenerator:
     """Generates a reply to a plain-text prompt with a local causal LM loaded from a GGUF file.
@@ -90,35 +122,6 @@ class LocalGGUFGenerator:
         self._model: Any = None
         self._tokenizer: Any = None
 
-    def _cached_copy(self, gguf: Path) -> Path:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        target = Path(self.cache_dir) if self.cache_dir else cache_dir("generators")
-        target = target / f"{gguf.stem}-{gguf.stat().st_size}"
-        if (target / "config.json").is_file():
-            return target
-        logger.info("dequantising %s once (about 20 s); cached in %s", gguf.name, target)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
-        # transformers marks GGUF-loaded models as quantised and refuses to save them, although the weights are
-        # already dequantised: copy them into a plain model of the same configuration.
-        config = loaded.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        model.load_state_dict(loaded.state_dict())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-        try:
-            model.save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-            staging.rename(target)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not (target / "config.json").is_file():
-                raise
-        return target
-
     def warm_up(self) -> None:
         """Locate, dequantise (once) and load the model. Idempotent."""
         if self._model is not None:
@@ -128,7 +131,7 @@ class LocalGGUFGenerator:
         gguf = Path(self.model_file) if self.model_file else find_packaged_gguf(self.package)
         if not gguf.is_file():
             raise FileNotFoundError(f"{gguf}: GGUF model file not found")
-        directory = self._cached_copy(gguf)
+        directory = dequantised_copy(gguf, self.cache_dir)
         self._tokenizer = AutoTokenizer.from_pretrained(directory)
         self._model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
         self._model.to(self.device or "cpu").eval()

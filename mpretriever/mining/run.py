@@ -81,6 +81,25 @@ class MineConfig:
         if self.passage_max_length is not None and self.collection is not None:
             raise ValueError("--passage-max-length is for encoding the corpus: a collection's passages are embedded")
 
+    def miner_options(self) -> MinerOptions:
+        return MinerOptions(**{name: getattr(self, name) for name in MinerOptions.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class MinerOptions:
+    """What builds a miner (see :class:`MineConfig` for each option): :func:`build_miner` reads nothing else, so
+    ``mpr annotate`` ranks its candidate pools with the same miners as ``mpr mine``."""
+
+    method: Method = "bm25"
+    model: str | None = None
+    collection: str | None = None
+    qdrant: QdrantSettings | None = None
+    batch_size: int = 64
+    workers: int | None = None
+    backend: Backend = "torch"
+    query_max_length: int | None = None
+    passage_max_length: int | None = None
+
 
 @dataclass
 class MiningStats:
@@ -175,7 +194,9 @@ def _load_qrels(config: MineConfig, dataset: BeirDataset) -> tuple[Qrels, list[Q
     return strongest_judgements(merge_qrels(qrels)), others, names
 
 
-def _build_miner(config: MineConfig, dataset: BeirDataset, progress: Progress, stack: ExitStack) -> Miner:
+def build_miner(config: MinerOptions, dataset: BeirDataset, progress: Progress, stack: ExitStack) -> Miner:
+    """The miner ``config`` asks for over ``dataset``'s corpus, with its set-up shown in ``progress``; a Qdrant
+    client it opens is closed by ``stack``."""
     corpus = dataset.corpus
     if config.method == "bm25":
         from mpretriever.mining.bm25 import BM25Miner
@@ -235,7 +256,7 @@ def mine(config: MineConfig, console: Console | None = None) -> MiningOutcome:
         queries = queries[: config.max_queries]
     with ExitStack() as stack:
         progress = stack.enter_context(task_progress(console, config.progress))
-        miner = _build_miner(config, dataset, progress, stack)
+        miner = build_miner(config.miner_options(), dataset, progress, stack)
         task = progress.add_task(f"mining ({miner.name})", total=len(queries))
         mined, stats = mine_queries(
             miner,

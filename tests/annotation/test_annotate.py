@@ -176,3 +176,36 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tiny_beir: Path, tiny_causal_l
     fresh = tmp_path / "fresh" / "llm.tsv"
     annotate(config(tiny_beir, tiny_causal_lm, fresh))
     assert output.read_text() == fresh.read_text()
+
+
+@pytest.mark.parametrize("source", ["dense", "collection"])
+def test_dense_and_collection_pools_are_the_miners_rankings(
+    source: str, tiny_beir: Path, tiny_causal_lm: Path, tiny_run: Path, tiny_index: Path, tmp_path: Path
+) -> None:
+    from mpretriever.index.connection import QdrantSettings
+    from mpretriever.mining.base import MiningQuery
+    from mpretriever.mining.dense import DenseMiner, QdrantMiner
+    from mpretriever.model import BiEncoder
+
+    if source == "dense":
+        changes: dict[str, Any] = {"candidates": "dense", "model": str(tiny_run)}
+    else:
+        changes = {"candidates": "collection", "collection": "tiny", "qdrant": QdrantSettings(path=str(tiny_index))}
+    output = tmp_path / "llm.tsv"
+    annotate(config(tiny_beir, tiny_causal_lm, output, depth=4, max_queries=4, **changes))
+    dataset = BeirDataset(tiny_beir)
+    human = dataset.qrels("train")
+    labels = load_qrels(output, dataset.queries, dataset.doc_index)
+    encoder = BiEncoder.from_pretrained(tiny_run)
+    queries = [MiningQuery(q, dataset.queries[q], (), frozenset(human[q])) for q in sorted(labels)]
+    if source == "dense":
+        rankings = DenseMiner.from_corpus(encoder, dataset.corpus).rank(queries, 4)
+    else:  # the collection's passages were indexed with other titles: its ranking is its own
+        client = QdrantSettings(path=str(tiny_index)).connect()
+        try:
+            rankings = QdrantMiner(client, "tiny", encoder).rank(queries, 4)
+        finally:
+            client.close()
+    expected = {ranking.query_id: {c.doc_id for c in ranking.candidates} for ranking in rankings}
+    assert {q: set(docs) for q, docs in labels.items()} == expected
+    assert all(not set(docs) & set(human[q]) for q, docs in labels.items())

@@ -35,7 +35,8 @@ class DevCurve:
     metric: str
     points: tuple[DevPoint, ...]
     kept_step: int | None
-    """The step of the saved model: the best checkpoint's, or the last step when best-model loading is off."""
+    """The step of the saved model: the best checkpoint's, 0 when no trained step beat the starting model (which
+    is then saved), or the last step when best-model loading is off."""
 
     @classmethod
     def from_trainer_state(
@@ -73,6 +74,12 @@ class DevCurve:
     @property
     def kept(self) -> DevPoint | None:
         return next((point for point in self.points if point.step == self.kept_step), None)
+
+    @property
+    def start_is_best(self) -> bool:
+        """Whether the starting model scored at least as high as every evaluated trained step."""
+        start, best = self.start, self.best
+        return start is not None and best is not None and best.values[self.metric] <= start.values[self.metric]
 
     @property
     def beats_start(self) -> bool | None:
@@ -115,11 +122,20 @@ class DevCurve:
         if self.beats_start:
             gain = kept.values[self.metric] - start.values[self.metric]
             return [*lines, f"[green]dev {kept_text}, {gain:+.4f} over {start_text}[/]"]
+        remedies = "try a lower --learning_rate, fewer epochs, cleaner positives (--min-grade) or another --loss"
+        if kept.step == 0:
+            best = self.best
+            best_text = f"the best trained step, {best.step}, reached {best.values[self.metric]:.4f}" if best else ""
+            return [
+                *lines,
+                f"[bold yellow]no evaluated step beat the starting model on dev[/]: {best_text} against "
+                f"{start_text}. The starting model was saved unchanged (--load-best-model-at-end false saves the "
+                f"last step instead); {remedies}.",
+            ]
         return [
             *lines,
             f"[bold yellow]no evaluated step beat the starting model on dev[/]: {kept_text} against {start_text}. "
-            "The saved model is not better than the one you started from; try a lower --learning_rate, fewer "
-            "epochs, cleaner positives (--min-grade) or another --loss.",
+            f"The saved model is not better than the one you started from; {remedies}.",
         ]
 
     def plot(self, path: Path) -> Path | None:

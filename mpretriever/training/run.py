@@ -8,7 +8,7 @@ import math
 import os
 import random
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,9 @@ class TrainConfig:
     With ``eval_split`` (a qrels split) or ``dev_queries`` (that many training queries held out by a stable hash,
     never trained on), retrieval on the dev set is evaluated at the start and every ``eval_steps`` (default: a
     fifth of the run), and the saved model is the checkpoint best by ``metric_for_best`` (the Trainer's
-    ``load_best_model_at_end``). ``dev_corpus``: ``full``, ``pool`` (judged passages + BM25 top
-    ``dev_pool_depth`` per dev query) or ``auto`` (full up to 20,000 passages).
+    ``load_best_model_at_end``), or the starting model itself when no evaluated step beats it (``trainer``
+    ``load_best_model_at_end=False`` saves the last step instead). ``dev_corpus``: ``full``, ``pool`` (judged
+    passages + BM25 top ``dev_pool_depth`` per dev query) or ``auto`` (full up to 20,000 passages).
     """
 
     data: str
@@ -323,6 +324,20 @@ def load_dev_set(config: TrainConfig, dataset: BeirDataset) -> DevSet | None:
     return build_dev_set(dataset, qrels, source, config.dev_corpus, config.dev_pool_depth)
 
 
+def starting_model(config: TrainConfig) -> BiEncoder:
+    """The encoder a run starts from: ``config.model`` with the run's encoder options."""
+    return BiEncoder.from_pretrained(
+        config.model,
+        pooling=config.pooling,
+        normalize=config.normalize,
+        similarity=config.similarity,
+        query_prefix=config.query_prefix,
+        passage_prefix=config.passage_prefix,
+        query_max_length=config.query_max_length,
+        passage_max_length=config.passage_max_length,
+    )
+
+
 def _label_filter(config: TrainConfig) -> LabelFilter:
     return LabelFilter.from_options(config.min_grade, config.sources, config.label_conflict)
 
@@ -382,16 +397,7 @@ def train(
         dev_set = load_dev_set(config, dataset)
         held_out = dev_set.queries if dev_set is not None and config.dev_queries is not None else ()
         examples = load_training_examples(config, dataset, held_out)
-        model = BiEncoder.from_pretrained(
-            config.model,
-            pooling=config.pooling,
-            normalize=config.normalize,
-            similarity=config.similarity,
-            query_prefix=config.query_prefix,
-            passage_prefix=config.passage_prefix,
-            query_max_length=config.query_max_length,
-            passage_max_length=config.passage_max_length,
-        )
+        model = starting_model(config)
         passage_tokens = tokenize_corpus(dataset.corpus, model)
     temperature = DEFAULT_TEMPERATURE[model.config.similarity] if config.temperature is None else config.temperature
 
@@ -476,6 +482,10 @@ def train(
         curve = DevCurve.from_trainer_state(
             trainer.state, dev_set, evaluator.labels, config.metric_for_best, arguments.load_best_model_at_end
         )
+        if arguments.load_best_model_at_end and curve.start_is_best:
+            # The best evaluated model is the one training started from: save it, not a worse trained step.
+            model.load_state_dict(starting_model(config).state_dict())
+            curve = replace(curve, kept_step=0)
         manifest_fields["dev_evaluation"] = curve.to_dict()
     manifest = model.manifest(**manifest_fields)
     is_main_process = trainer.is_world_process_zero()

@@ -118,11 +118,7 @@ def test_queries_without_a_relevant_passage_are_left_out_of_the_dev_set(tiny_bei
         build_dev_set(dataset, {"q1": {"d1-0": 0}}, "split x")
 
 
-def test_a_run_where_no_step_beats_the_start_says_so(
-    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch, capsys
-) -> None:
-    """The dev figures fall after the start: the best trained step is kept (the Trainer's semantics), and the run
-    says plainly that it did not beat the starting model, in the manifest and on the console."""
+def _falling_dev_figures(monkeypatch) -> None:
     figures = iter([0.9, 0.5, 0.7, 0.6, 0.4])
 
     def falling(self: DevEvaluator, encoder: BiEncoder) -> dict[str, float]:
@@ -130,13 +126,40 @@ def test_a_run_where_no_step_beats_the_start_says_so(
         return {label: value for label in self.labels}
 
     monkeypatch.setattr(DevEvaluator, "__call__", falling)
+
+
+def test_a_run_where_no_step_beats_the_start_saves_the_starting_model_and_says_so(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The dev figures fall after the start: the best model evaluated is the starting one, so it is saved
+    unchanged, and the run says plainly that training did not beat it, in the manifest and on the console."""
+    _falling_dev_figures(monkeypatch)
     outcome = train(_dev_config(tiny_beir, tiny_model_dir, tmp_path / "run"))
     dev = outcome.manifest.dev_evaluation
     assert dev is not None and dev["beats_start"] is False
-    assert dev["kept_step"] == 10 and dev["kept"]["nDCG@10"] == 0.7 and dev["start"]["nDCG@10"] == 0.9
+    assert dev["kept_step"] == 0 and dev["kept"] == dev["start"] and dev["start"]["nDCG@10"] == 0.9
+    saved = BiEncoder.from_pretrained(outcome.output).state_dict()
+    start = BiEncoder.from_pretrained(tiny_model_dir, query_max_length=32, passage_max_length=32).state_dict()
+    assert all(torch.equal(saved[name], start[name]) for name in start)
+    trained = load_file(outcome.output / "checkpoint-10" / "model.safetensors")
+    assert not all(torch.equal(saved[f"model.0.model.{name}"], trained[name]) for name in trained)
     verdict = " ".join(outcome.dev_curve.verdict()) if outcome.dev_curve else ""
     assert "no evaluated step beat the starting model on dev" in verdict
-    assert "0.7000 at step 10 (saved) against 0.9000 for the starting model" in verdict
+    assert "the best trained step, 10, reached 0.7000 against 0.9000 for the starting model" in verdict
+    assert "The starting model was saved unchanged" in verdict
+
+
+def test_without_best_model_loading_the_last_step_is_saved_even_below_the_start(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    _falling_dev_figures(monkeypatch)
+    outcome = train(_dev_config(tiny_beir, tiny_model_dir, tmp_path / "run", load_best_model_at_end=False))
+    dev = outcome.manifest.dev_evaluation
+    assert dev is not None and dev["kept_step"] == 20 and dev["kept"]["nDCG@10"] == 0.4
+    assert dev["beats_start"] is False
+    verdict = " ".join(outcome.dev_curve.verdict()) if outcome.dev_curve else ""
+    assert "0.4000 at step 20 (saved) against 0.9000 for the starting model" in verdict
+    assert "The saved model is not better than the one you started from" in verdict
 
 
 def test_dev_options_that_cannot_work_are_refused_before_training(

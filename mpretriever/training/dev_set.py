@@ -22,6 +22,7 @@ import datasets
 from mpretriever.data.beir import BeirDataset
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, Measure, evaluate_run, mean_values, parse_measures
 from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.search.embeddings import EmbeddingCache
 from mpretriever.search.exact import ExactIndex
 
 logger = logging.getLogger(__name__)
@@ -161,10 +162,11 @@ class DevEvaluator:
     def labels(self) -> list[str]:
         return [measure.label for measure in self.measures]
 
-    def __call__(self, encoder: BiEncoder) -> dict[str, float]:
-        """The mean of every measure over the dev queries, for the encoder as it is now."""
+    def __call__(self, encoder: BiEncoder, cache: EmbeddingCache | None = None) -> dict[str, float]:
+        """The mean of every measure over the dev queries, for the encoder as it is now. With a ``cache``, corpus
+        embeddings of the same weights computed before (by ``mpr eval`` or an earlier run) are read, not encoded."""
         with encoder.inference_lengths():
-            index = ExactIndex.from_corpus(encoder, self.corpus, batch_size=self.batch_size)
+            index = ExactIndex.from_corpus(encoder, self.corpus, batch_size=self.batch_size, cache=cache)
             hits = index.search([self.dev_set.queries[query_id] for query_id in self.queries], self.top_k)
         run = dict(zip(self.queries, hits, strict=True))
         per_query = evaluate_run(self.dev_set.qrels, run, self.measures, queries=self.queries)

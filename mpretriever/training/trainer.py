@@ -19,6 +19,7 @@ from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState,
 
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.manifest import RunManifest
+from mpretriever.search.embeddings import EmbeddingCache
 from mpretriever.training.objectives import LossFn
 from mpretriever.training.step import batch_loss
 
@@ -78,7 +79,10 @@ class MultiPositiveTrainer(Trainer):
         if self.dev_evaluator is None:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         started = time.perf_counter()
-        values = [self.dev_evaluator(self._bi_encoder()) if self.is_world_process_zero() else None]
+        # The starting model is often one evaluated before (the base model, by mpr eval or another run of a study):
+        # its corpus embeddings come from the cache. Trained steps are new weights each time, not worth storing.
+        cache = EmbeddingCache() if self.state.global_step == 0 else None
+        values = [self.dev_evaluator(self._bi_encoder(), cache=cache) if self.is_world_process_zero() else None]
         if dist.is_available() and dist.is_initialized():
             dist.broadcast_object_list(values, src=0)
         metrics = {f"{metric_key_prefix}_{label}": value for label, value in (values[0] or {}).items()}

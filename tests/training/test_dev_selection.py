@@ -121,7 +121,7 @@ def test_queries_without_a_relevant_passage_are_left_out_of_the_dev_set(tiny_bei
 def _falling_dev_figures(monkeypatch) -> None:
     figures = iter([0.9, 0.5, 0.7, 0.6, 0.4])
 
-    def falling(self: DevEvaluator, encoder: BiEncoder) -> dict[str, float]:
+    def falling(self: DevEvaluator, encoder: BiEncoder, cache: object = None) -> dict[str, float]:
         value = next(figures)
         return {label: value for label in self.labels}
 
@@ -217,3 +217,22 @@ def test_mpr_train_offers_every_option_of_train_config() -> None:
     offered = {renamed.get(name, name) for name in declared}
     assert set(own_option_names()) - {"progress"} == offered
     assert offered.isdisjoint(trainer_fields())
+
+
+def test_the_starting_models_corpus_embeddings_come_from_the_cache(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """Step 0 evaluates weights seen before (the base model): their corpus embeddings are cached and read by the
+    next run; trained steps are never stored."""
+    import logging
+
+    monkeypatch.setenv("MPR_CACHE_DIR", str(tmp_path / "cache"))
+    first = train(_dev_config(tiny_beir, tiny_model_dir, tmp_path / "first", num_train_epochs=2))
+    stored = sorted((tmp_path / "cache" / "embeddings").glob("*.npy"))
+    assert len(stored) == 1
+    with caplog.at_level(logging.INFO, logger="mpretriever.search.embeddings"):
+        second = train(_dev_config(tiny_beir, tiny_model_dir, tmp_path / "second", num_train_epochs=2))
+    assert sum("read from the cache" in record.getMessage() for record in caplog.records) == 1
+    assert sorted((tmp_path / "cache" / "embeddings").glob("*.npy")) == stored
+    assert first.dev_curve is not None and second.dev_curve is not None
+    assert first.dev_curve.points == second.dev_curve.points

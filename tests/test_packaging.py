@@ -38,6 +38,8 @@ def test_the_wheel_ships_every_package_and_the_pipeline_files(tmp_path: Path) ->
         assert pipelines
         for path in pipelines:
             assert archive.read(f"mpretriever/_pipelines/{path.name}") == path.read_bytes()
+        template = REPO_ROOT / "mpretriever" / "annotation" / "umbrela.jinja"
+        assert archive.read("mpretriever/annotation/umbrela.jinja") == template.read_bytes()  # mpr annotate's prompt
         metadata = next(name for name in names if name.endswith(".dist-info/METADATA"))
         assert "License-Expression: Apache-2.0" in archive.read(metadata).decode()
         assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)

@@ -126,13 +126,19 @@ def train_command(
         "query-id<TAB>doc-id. Default: random corpus passages.",
         rich_help_panel=DATA,
     ),
+    queries_from: Path | None = typer.Option(
+        None,
+        help="Train only on the queries this qrels file judges, e.g. the sample mpr annotate labelled (so that "
+        "human-only, LLM-only and mixed labels are compared on the same queries).",
+        rich_help_panel=DATA,
+    ),
     max_queries: int | None = typer.Option(
         None, help="Train on a seeded random sample of this many queries.", rich_help_panel=DATA
     ),
     group_size: int = typer.Option(
-        8, min=2, help="Passages per query (positives + negatives).", rich_help_panel=GROUPS
+        4, min=2, help="Passages per query (positives + negatives).", rich_help_panel=GROUPS
     ),
-    max_positives: int = typer.Option(4, min=1, help="At most this many positives per group.", rich_help_panel=GROUPS),
+    max_positives: int = typer.Option(3, min=1, help="At most this many positives per group.", rich_help_panel=GROUPS),
     temperature: float | None = typer.Option(
         None, help="Score temperature, > 0. Default: 0.05 for cosine, 1 for dot.", rich_help_panel=GROUPS
     ),
@@ -266,6 +272,7 @@ def train_command(
         label_conflict=label_conflict.value,
         extra_qrels=extra_qrels,
         negatives=negatives,
+        queries_from=queries_from,
         max_queries=max_queries,
         group_size=group_size,
         max_positives=max_positives,

@@ -39,7 +39,7 @@ from mpretriever.mining.selection import SelectionConfig
 from mpretriever.model.manifest import MANIFEST_NAME
 from mpretriever.study.config import Condition, StudyConfig
 from mpretriever.training.checkpoints import last_complete_checkpoint
-from mpretriever.training.run import TrainConfig, train
+from mpretriever.training.run import TrainConfig, own_option_defaults, train
 
 logger = logging.getLogger(__name__)
 
@@ -239,17 +239,30 @@ def _record(train_config: TrainConfig, config: StudyConfig, condition: Condition
     return json.loads(json.dumps(record, default=str))
 
 
+def differences(earlier: dict[str, Any], record: dict[str, Any]) -> list[str] | None:
+    """The training options in which a recorded run differs from the one asked for (``[]`` when only the noise,
+    negatives or evaluation split differ; ``None`` when nothing does).
+
+    An option added to mpretriever after the run was recorded is absent from its record; asked for at its
+    default, it matches (a new option's default keeps the behaviour of the versions before it)."""
+    defaults = own_option_defaults()
+    changed = sorted(
+        key
+        for key in set(earlier["train"]) | set(record["train"])
+        if earlier["train"].get(key) != record["train"].get(key)
+        and not (key not in earlier["train"] and key in defaults and record["train"][key] == defaults[key])
+    )
+    rest = [key for key in set(earlier) | set(record) if key != "train" and earlier.get(key) != record.get(key)]
+    return changed if changed or rest else None
+
+
 def train_once(train_config: TrainConfig, record: dict[str, Any], directory: Path, console: Console) -> float:
     """Train unless the run directory already holds this run's model; returns the run's training seconds."""
     record_path, model_dir = directory / RUN_RECORD, train_config.output
     if record_path.is_file():
         earlier = json.loads(record_path.read_text(encoding="utf-8"))
-        if earlier != record:
-            changed = sorted(
-                key
-                for key in set(earlier["train"]) | set(record["train"])
-                if earlier["train"].get(key) != record["train"].get(key)
-            )
+        changed = differences(earlier, record)
+        if changed is not None:
             raise OutputExistsError(
                 f"{directory} holds a run with other options "
                 f"(differs in: {', '.join(changed) or 'noise / eval split'}); "
@@ -338,7 +351,7 @@ def collect_study(config: StudyConfig, output: Path) -> list[EvaluatedModel]:
                     config, condition, objective, seed, dataset, qrels_file, negatives, model_dir, False
                 )
                 earlier = json.loads((directory / RUN_RECORD).read_text(encoding="utf-8"))
-                if earlier != _record(train_config, config, condition):
+                if differences(earlier, _record(train_config, config, condition)) is not None:
                     raise OutputExistsError(f"{directory} holds a run with other options than the study's")
                 means, per_query, eval_s = finished
                 evaluated.append(

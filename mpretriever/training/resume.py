@@ -9,6 +9,7 @@ difference outside :data:`MAY_CHANGE_ON_RESUME` is refused with the full list.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,22 +81,32 @@ def _show(value: Any) -> str:
     return "not recorded" if value is _NOT_RECORDED else json.dumps(value, ensure_ascii=False)
 
 
-def manifest_differences(checkpoint: RunManifest, requested: RunManifest) -> list[str]:
-    """``option: checkpoint value vs requested value`` for every option that differs and may not change."""
+def manifest_differences(
+    checkpoint: RunManifest, requested: RunManifest, defaults: Mapping[str, Any] | None = None
+) -> list[str]:
+    """``option: checkpoint value vs requested value`` for every option that differs and may not change.
+
+    An option the checkpoint does not record (added to mpretriever after it was written) matches when it is
+    requested at its value in ``defaults`` (a new option's default keeps the behaviour of the versions before)."""
     recorded, asked = _options(checkpoint), _options(requested)
+    defaults = defaults or {}
     differences = []
     for path in sorted(recorded.keys() | asked.keys(), key=lambda path: (_name(path), path)):
         if path[0] == "hyperparameters" and path[-1] in MAY_CHANGE_ON_RESUME:
             continue
         before, after = recorded.get(path, _NOT_RECORDED), asked.get(path, _NOT_RECORDED)
+        name = _name(path)
+        if before is _NOT_RECORDED and name in defaults and after == defaults[name]:
+            continue
         if before != after:
             differences.append(f"{_name(path)}: {_show(before)} in the checkpoint vs {_show(after)} requested")
     return differences
 
 
-def check_resume_matches(checkpoint: Path, requested: RunManifest) -> None:
-    """Refuse to resume ``checkpoint`` with options that differ from its run's (raises ResumeMismatchError)."""
-    differences = manifest_differences(RunManifest.load(checkpoint), requested)
+def check_resume_matches(checkpoint: Path, requested: RunManifest, defaults: Mapping[str, Any] | None = None) -> None:
+    """Refuse to resume ``checkpoint`` with options that differ from its run's (raises ResumeMismatchError);
+    ``defaults``: see :func:`manifest_differences`."""
+    differences = manifest_differences(RunManifest.load(checkpoint), requested, defaults)
     if differences:
         listed = "".join(f"\n  {difference}" for difference in differences)
         raise ResumeMismatchError(

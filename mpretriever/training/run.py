@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import math
 import os
 import random
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ class TrainConfig:
     extra_qrels: list[str] = field(default_factory=list)
     qrels_file: Path | None = None  # train on this qrels file instead of the dataset's qrels/<split>.tsv
     negatives: Path | None = None
+    queries_from: Path | None = None  # train only on the queries this qrels file judges (e.g. mpr annotate's sample)
     max_queries: int | None = None
     # groups
     group_size: int = 4
@@ -201,6 +203,19 @@ def own_option_names() -> list[str]:
     return [f.name for f in fields(TrainConfig) if f.name != "trainer"]
 
 
+def own_option_defaults() -> dict[str, Any]:
+    """The default of each of mpretriever's own options, as a run record stores it (JSON values)."""
+    defaults = {}
+    for option in fields(TrainConfig):
+        if option.name == "trainer":
+            continue
+        if option.default is not MISSING:
+            defaults[option.name] = option.default
+        elif option.default_factory is not MISSING:
+            defaults[option.name] = option.default_factory()
+    return json.loads(json.dumps(defaults, default=str))
+
+
 def best_metric_label(name: str) -> str:
     """The label of the one measure that selects the best checkpoint (``ndcg@10`` -> ``nDCG@10``)."""
     measures = parse_measures([name])
@@ -259,7 +274,7 @@ def _check_output(config: TrainConfig) -> str | None:
 def _inputs_under(config: TrainConfig, directory: Path) -> list[str]:
     """The run's inputs on disk (data, model, labels, negatives) that lie in ``directory``."""
     extra_qrels = [_parse_extra_qrels(spec)[0] for spec in config.extra_qrels]
-    candidates = [config.data, config.model, config.qrels_file, config.negatives, *extra_qrels]
+    candidates = [config.data, config.model, config.qrels_file, config.negatives, config.queries_from, *extra_qrels]
     root = directory.resolve()
     return [
         str(candidate)
@@ -296,8 +311,12 @@ def load_training_examples(
     examples = build_examples(dataset.queries, merge_qrels(training_qrels(config, dataset)), label_filter, negatives)
     if held_out:
         examples = [example for example in examples if example.query_id not in held_out]
+    if config.queries_from is not None:
+        judged = set(load_qrels(Path(config.queries_from), dataset.queries, dataset.doc_index))
+        examples = [example for example in examples if example.query_id in judged]
     if not examples:
-        raise ValueError(f"{dataset.root}: no training query has a positive under {label_filter}")
+        only = f" among the queries of {config.queries_from}" if config.queries_from is not None else ""
+        raise ValueError(f"{dataset.root}: no training query{only} has a positive under {label_filter}")
     if config.max_queries is not None and config.max_queries < len(examples):
         examples = random.Random(config.seed).sample(examples, config.max_queries)
     return examples
@@ -415,6 +434,7 @@ def train(
         "sources",
         "label_conflict",
         "extra_qrels",
+        "queries_from",
         "normalize_loss",
         "positive_agg",
         "negative_agg",
@@ -434,12 +454,16 @@ def train(
         "loss_options": {key: value for key, value in loss_options.items() if value is not None},
         "dataset": str(dataset.root),
         "split": str(config.qrels_file) if config.qrels_file else config.split,
-        "label_filter": {**_label_filter(config).record(), "extra_qrels": config.extra_qrels},
+        "label_filter": {
+            **_label_filter(config).record(),
+            "extra_qrels": config.extra_qrels,
+            "queries_from": str(config.queries_from) if config.queries_from is not None else None,
+        },
         "hyperparameters": hyperparameters,
         "train_samples": len(examples),
     }
     if resume_checkpoint is not None:
-        check_resume_matches(Path(resume_checkpoint), model.manifest(**manifest_fields))
+        check_resume_matches(Path(resume_checkpoint), model.manifest(**manifest_fields), own_option_defaults())
     elif config.overwrite and arguments.process_index == 0 and config.output.is_dir():
         remove_run(config.output)  # only now: a request that fails before training leaves the old run intact
 

@@ -36,3 +36,19 @@ def test_annotate_then_train_on_the_llm_labels_alone(
     assert manifest["label_filter"]["sources"] == ["llm"]
     assert manifest["label_filter"]["extra_qrels"] == [f"{labels}=llm"]
     assert manifest["train_samples"] == with_positive
+
+
+def test_training_on_the_annotated_queries_alone(
+    tiny_beir: Path, tiny_causal_lm: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    labels = tmp_path / "llm.tsv"
+    args = ["annotate", "--data", str(tiny_beir), "--max-queries", "5", "--depth", "2"]
+    code, _, err = run_cli([*args, "--judge", str(tiny_causal_lm), "-o", str(labels)], capsys, monkeypatch)
+    assert code == 0, err
+    output = tmp_path / "human-on-sample"
+    train = _tiny_args(tiny_beir, tiny_model_dir, output, "--queries-from", str(labels))
+    code, _, err = run_cli(train, capsys, monkeypatch)
+    assert code == 0, err
+    manifest = json.loads((output / "mpretriever.json").read_text())
+    assert manifest["train_samples"] == 5  # the sample's queries, with their human positives
+    assert manifest["label_filter"]["queries_from"] == str(labels)

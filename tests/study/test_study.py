@@ -272,3 +272,16 @@ def test_a_study_condition_can_select_on_a_dev_set_and_the_report_says_what_was_
     verdict = "beats" if dev["beats_start"] else "does **not** beat"
     kept = f"- lsepair, seed 1: step {dev['kept_step']} of 2 kept, dev nDCG@10 {dev['kept']['nDCG@10']:.4f}, which "
     assert kept + verdict in report
+
+
+def test_a_record_without_an_option_added_later_matches_at_its_default() -> None:
+    from mpretriever.study.runner import differences
+
+    recorded = {"train": {"loss": "lsepair", "min_grade": 3}, "noise": None, "eval_split": "test"}
+    asked = {"train": {"loss": "lsepair", "min_grade": 3, "queries_from": None}, "noise": None, "eval_split": "test"}
+    assert differences(recorded, asked) is None
+    assert differences(recorded, {**asked, "train": {**asked["train"], "queries_from": "labels.tsv"}}) == [
+        "queries_from"
+    ]
+    assert differences(recorded, {**asked, "eval_split": "dev"}) == []
+    assert differences(recorded, {**asked, "train": {**asked["train"], "min_grade": 1}}) == ["min_grade"]

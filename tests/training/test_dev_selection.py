@@ -236,3 +236,23 @@ def test_the_starting_models_corpus_embeddings_come_from_the_cache(
     assert sorted((tmp_path / "cache" / "embeddings").glob("*.npy")) == stored
     assert first.dev_curve is not None and second.dev_curve is not None
     assert first.dev_curve.points == second.dev_curve.points
+
+
+def test_mpr_train_defaults_are_train_configs() -> None:
+    """The command's defaults are the library's (the measured recipe), so mpr train and train() run the same."""
+    import typer.main
+
+    from mpretriever.cli.app import app
+    from mpretriever.training.run import own_option_defaults
+
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    defaults = own_option_defaults()
+    renamed = {"qrels": "qrels_file"}
+    for parameter in command.params:
+        name = renamed.get(parameter.name, parameter.name)
+        if name not in defaults:
+            continue
+        default = getattr(parameter.default, "value", parameter.default)
+        if isinstance(default, (list, tuple)) and not default:
+            default = defaults[name] if defaults[name] in ([], None) else list(default)
+        assert str(default) == str(defaults[name]), f"--{parameter.name.replace('_', '-')}: {default!r}"

@@ -223,3 +223,20 @@ def test_the_cli_refuses_a_resume_with_another_learning_rate(
     assert "learning_rate: 0.0001 in the checkpoint vs 0.001 requested" in out + err
     state = json.loads((tmp_path / "run" / "checkpoint-2" / "trainer_state.json").read_text(encoding="utf-8"))
     assert state["global_step"] == 2
+
+
+def test_an_option_added_after_the_checkpoint_matches_only_at_its_default(
+    checkpointed: TrainConfig, tmp_path: Path
+) -> None:
+    """A checkpoint written before --queries-from existed does not record it: resuming without the option (its
+    default, the old behaviour) continues; resuming with it is refused."""
+    config = copy_of(checkpointed, tmp_path / "run")
+    for manifest_path in config.output.glob("checkpoint-*/mpretriever.json"):
+        written = json.loads(manifest_path.read_text())
+        del written["label_filter"]["queries_from"]
+        manifest_path.write_text(json.dumps(written))
+    labels = tmp_path / "some.tsv"
+    labels.write_text("query-id\tcorpus-id\tscore\nq0\td0-0\t1\n")
+    with pytest.raises(ResumeMismatchError, match="queries_from: not recorded in the checkpoint vs "):
+        train(config.with_options(resume=True, queries_from=labels))
+    assert train(config.with_options(resume=True)).steps == STEPS

@@ -91,10 +91,10 @@ class AnnotateConfig:
     judge: str | None = None
     judge_overrides: dict[str, Any] = field(default_factory=dict)
     prompt: Path | None = None
-    judge_batch_size: int = 8
+    judge_batch_size: int = 16
     concurrency: int = 4
     passage_max_tokens: int = 256
-    dtype: str = "float32"
+    dtype: str = "bfloat16"
     source: str = "llm"
     overwrite: bool = False
     report_only: bool = False

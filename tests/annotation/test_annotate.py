@@ -26,6 +26,7 @@ def config(tiny_beir: Path, judge_model: Path, output: Path, **changes: Any) -> 
         "depth": 3,
         "judge": str(judge_model),
         "judge_batch_size": 2,
+        "dtype": "float32",  # exact figures whatever the batch (bfloat16 is exact only to its rounding)
         "progress": False,
     }
     return AnnotateConfig(**{**options, **changes})
@@ -35,7 +36,7 @@ class CountingJudge:
     """The tiny local judge, counting the pairs it judges."""
 
     def __init__(self, model: Path) -> None:
-        self.inner = LocalLMJudge(model=str(model), batch_size=2)
+        self.inner = LocalLMJudge(model=str(model), batch_size=2, dtype="float32")
         self.batch_size = 2
         self.pairs = 0
 
@@ -105,7 +106,7 @@ def test_another_prompt_is_never_served_old_judgements(tiny_beir: Path, tiny_cau
     template = tmp_path / "terse.jinja"
     template.write_text("Query: {{ query }}\nPassage: {{ passage }}\nRelevance 0-3:", encoding="utf-8")
     judge = CountingJudge(tiny_causal_lm)
-    judge.inner = LocalLMJudge(model=str(tiny_causal_lm), prompt=str(template), batch_size=2)
+    judge.inner = LocalLMJudge(model=str(tiny_causal_lm), prompt=str(template), batch_size=2, dtype="float32")
     annotate(config(tiny_beir, tiny_causal_lm, output, depth=1, overwrite=True), judge=judge)
     assert judge.pairs == 12
     assert len(Journal(tmp_path / "llm.journal.jsonl")) == 24  # both judges' judgements kept, apart
@@ -153,8 +154,10 @@ class Killed(LocalLMJudge):
         return super().run(queries=queries, passages=passages)
 
 data, model, output = sys.argv[1:]
-config = AnnotateConfig(data=data, output=Path(output), depth=3, judge=model, judge_batch_size=2, progress=False)
-annotate(config, judge=Killed(model=model, batch_size=2))
+config = AnnotateConfig(
+    data=data, output=Path(output), depth=3, judge=model, judge_batch_size=2, dtype="float32", progress=False
+)
+annotate(config, judge=Killed(model=model, batch_size=2, dtype="float32"))
 """
 
 

@@ -26,7 +26,7 @@ def test_grade_probabilities_are_a_softmax_over_the_grade_tokens_alone() -> None
 
 
 def test_to_dict(tmp_path: Path) -> None:
-    judge = LocalLMJudge(model="some/model", passage_max_tokens=100, batch_size=4, dtype="bfloat16")
+    judge = LocalLMJudge(model="some/model", passage_max_tokens=100, batch_size=4, dtype="float32")
     data = judge.to_dict()
     assert data["type"] == "mpretriever.annotation.local_judge.LocalLMJudge"
     assert data["init_parameters"] == {
@@ -37,10 +37,15 @@ def test_to_dict(tmp_path: Path) -> None:
         "query_max_tokens": 64,
         "passage_max_tokens": 100,
         "batch_size": 4,
-        "dtype": "bfloat16",
+        "dtype": "float32",
         "cache_dir": None,
         "device": None,
     }
+
+
+def test_the_defaults_are_the_benchmarks_fastest() -> None:
+    judge = LocalLMJudge()
+    assert (judge.batch_size, judge.dtype, judge.passage_max_tokens) == (16, "bfloat16", 256)
 
 
 def test_from_dict() -> None:
@@ -57,7 +62,7 @@ def test_init_refuses_bad_settings() -> None:
 
 
 def test_run_gives_the_models_own_next_token_probabilities(tiny_causal_lm: Path) -> None:
-    judge = LocalLMJudge(model=str(tiny_causal_lm), batch_size=2)
+    judge = LocalLMJudge(model=str(tiny_causal_lm), batch_size=2, dtype="float32")
     result = judge.run(queries=QUERIES, passages=PASSAGES)
     probabilities = torch.tensor(result["probabilities"])
     assert probabilities.shape == (3, 4)
@@ -75,8 +80,10 @@ def test_run_gives_the_models_own_next_token_probabilities(tiny_causal_lm: Path)
 
 
 def test_a_pairs_figures_do_not_depend_on_its_batch(tiny_causal_lm: Path) -> None:
-    one = LocalLMJudge(model=str(tiny_causal_lm), batch_size=1).run(queries=QUERIES, passages=PASSAGES)
-    three = LocalLMJudge(model=str(tiny_causal_lm), batch_size=3).run(queries=QUERIES[::-1], passages=PASSAGES[::-1])
+    one = LocalLMJudge(model=str(tiny_causal_lm), batch_size=1, dtype="float32").run(queries=QUERIES, passages=PASSAGES)
+    three = LocalLMJudge(model=str(tiny_causal_lm), batch_size=3, dtype="float32").run(
+        queries=QUERIES[::-1], passages=PASSAGES[::-1]
+    )
     assert torch.allclose(torch.tensor(one["probabilities"]), torch.tensor(three["probabilities"][::-1]), atol=1e-5)
 
 
@@ -92,7 +99,7 @@ def test_the_identity_names_the_model_and_prompt(tiny_causal_lm: Path, tmp_path:
     template.write_text("Q: {{ query }}\nP: {{ passage }}\nGrade:", encoding="utf-8")
     default = LocalLMJudge(model=str(tiny_causal_lm))
     other_prompt = LocalLMJudge(model=str(tiny_causal_lm), prompt=str(template))
-    other_dtype = LocalLMJudge(model=str(tiny_causal_lm), dtype="bfloat16")
+    other_dtype = LocalLMJudge(model=str(tiny_causal_lm), dtype="float32")
     assert default.identity()["fingerprint"] == model_fingerprint(tiny_causal_lm)
     assert default.identity()["prompt_sha256"] != other_prompt.identity()["prompt_sha256"]
     ids = {default.judge_id(), other_prompt.judge_id(), other_dtype.judge_id()}
@@ -119,11 +126,11 @@ def test_pipeline_yaml_round_trip(tiny_causal_lm: Path) -> None:
     from mpretriever.pipelines import ALLOWED_MODULES
 
     pipeline = Pipeline()
-    pipeline.add_component("judge", LocalLMJudge(model=str(tiny_causal_lm), batch_size=2))
+    pipeline.add_component("judge", LocalLMJudge(model=str(tiny_causal_lm), batch_size=2, dtype="float32"))
     loaded = Pipeline.loads(pipeline.dumps(), allowed_modules=ALLOWED_MODULES)
     assert loaded.to_dict() == pipeline.to_dict()
     result = loaded.run({"judge": {"queries": QUERIES[:2], "passages": PASSAGES[:2]}})
-    direct = LocalLMJudge(model=str(tiny_causal_lm)).run(queries=QUERIES[:2], passages=PASSAGES[:2])
+    direct = LocalLMJudge(model=str(tiny_causal_lm), dtype="float32").run(queries=QUERIES[:2], passages=PASSAGES[:2])
     assert torch.allclose(
         torch.tensor(result["judge"]["probabilities"]), torch.tensor(direct["probabilities"]), atol=1e-5
     )

@@ -145,6 +145,7 @@ def test_source_human_trains_on_human_positives_an_llm_graded_higher(
         "sources": ["human"],
         "conflict": "min",
         "extra_qrels": [f"{llm}=llm"],
+        "queries_from": None,
     }
 
 

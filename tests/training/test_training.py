@@ -139,7 +139,13 @@ def test_label_regime_and_loss_options_reach_the_manifest(
         )
     )
     manifest = outcome.manifest
-    assert manifest.label_filter == {"min_grade": 3, "sources": None, "conflict": "max", "extra_qrels": []}
+    assert manifest.label_filter == {
+        "min_grade": 3,
+        "sources": None,
+        "conflict": "max",
+        "extra_qrels": [],
+        "queries_from": None,
+    }
     assert manifest.loss_options == {"normalize": True, "positive_agg": "min"}
     with pytest.raises(ValueError, match="loss 'summarglh' does not take normalize"):
         train(_config(tiny_beir, tiny_model_dir, tmp_path / "bad", loss="summarglh", normalize_loss=True))

@@ -18,7 +18,6 @@ an interrupted run loses at most one batch, and a re-run judges only what is mis
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -33,8 +32,9 @@ from rich.console import Console
 
 from mpretriever.annotation.agreement import Agreement, agreement
 from mpretriever.annotation.journal import Journal, JudgementRecord
-from mpretriever.data.beir import BeirDataset, Qrels, passage_text
+from mpretriever.data.beir import BeirDataset, Qrels, passage_texts
 from mpretriever.data.resolve import resolve_dataset
+from mpretriever.data.sampling import hash_sample
 from mpretriever.files import OutputExistsError, atomic_file, write_text_atomically
 from mpretriever.index.connection import QdrantSettings
 from mpretriever.mining.base import MiningQuery
@@ -185,10 +185,7 @@ def sample_queries(query_ids: Iterable[str], count: int | None, seed: int = 0) -
     """``count`` of ``query_ids`` (all when ``None``) chosen by a hash of the seed and the id: the same ones on
     every machine, and a chosen query stays chosen when others are added. Returned sorted."""
     ids = sorted(set(query_ids))
-    if count is None or count >= len(ids):
-        return ids
-    ordered = sorted(ids, key=lambda query_id: hashlib.sha1(f"{seed}:{query_id}".encode()).hexdigest())
-    return sorted(ordered[:count])
+    return ids if count is None else hash_sample(ids, count, salt=f"{seed}:")
 
 
 def candidate_pools(
@@ -221,9 +218,7 @@ def candidate_pools(
 
 
 def _passages(dataset: BeirDataset, doc_ids: Sequence[str]) -> list[str]:
-    corpus = dataset.corpus
-    rows = corpus.select([dataset.doc_index[doc_id] for doc_id in doc_ids])
-    return [passage_text(title, text) for title, text in zip(rows["title"], rows["text"], strict=True)]
+    return passage_texts(dataset.corpus.select([dataset.doc_index[doc_id] for doc_id in doc_ids]))
 
 
 def _records(
@@ -255,11 +250,12 @@ def judge_pairs(
     journal: Journal,
     dataset: BeirDataset,
     pairs: Sequence[tuple[str, str]],
+    judge_id: str,
+    prompt: str,
     on_progress: Any = None,
 ) -> int:
-    """Judge ``pairs`` (missing from the journal) and append each group of batches to it as it finishes."""
-    identity = judge.identity()
-    judge_id, prompt = judge.judge_id(), identity.get("prompt_sha256", "")
+    """Judge ``pairs`` (missing from the journal) and append each group of batches to it, under ``judge_id`` and
+    the ``prompt`` hash, as it finishes."""
     chunk = judge.batch_size * JOURNAL_FLUSH
     judged = 0
     for start in range(0, len(pairs), chunk):
@@ -339,7 +335,13 @@ def annotate(config: AnnotateConfig, console: Console | None = None, judge: Judg
             task = progress.add_task("judging", total=len(missing))
             stack.enter_context(journal)
             judged_now = judge_pairs(
-                judge, journal, dataset, missing, on_progress=lambda count: progress.update(task, advance=count)
+                judge,
+                journal,
+                dataset,
+                missing,
+                judge_id,
+                prompt,
+                on_progress=lambda count: progress.update(task, advance=count),
             )
         judging_s = time.perf_counter() - judging_started
     judged = journal.of(judge_id, prompt)

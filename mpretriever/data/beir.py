@@ -9,7 +9,7 @@ fault, the line: malformed JSON, a byte that is not UTF-8, a truncated ``.gz``, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -165,6 +165,11 @@ def passage_text(title: str, text: str) -> str:
     """The text a passage is embedded as: its title and body joined by a space (the BEIR convention)."""
     title, text = title.strip(), text.strip()
     return f"{title} {text}" if title and text else title or text
+
+
+def passage_texts(rows: Mapping[str, Sequence[str]]) -> list[str]:
+    """:func:`passage_text` of every row of a corpus slice (columns ``title`` and ``text``, e.g. ``corpus[a:b]``)."""
+    return [passage_text(title, text) for title, text in zip(rows["title"], rows["text"], strict=True)]
 
 
 class BeirDataset:

@@ -18,7 +18,7 @@ import bm25s
 import datasets
 import numpy as np
 
-from mpretriever.data.beir import passage_text
+from mpretriever.data.beir import passage_texts
 from mpretriever.mining.base import Candidate, MiningQuery, Ranking
 
 logger = logging.getLogger(__name__)
@@ -75,8 +75,7 @@ class BM25Miner:
     @classmethod
     def from_corpus(cls, corpus: datasets.Dataset) -> BM25Miner:
         """Index a BEIR corpus (columns ``_id``, ``title``, ``text``), each passage as it is embedded."""
-        texts = [passage_text(title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)]
-        return cls.from_texts(corpus["_id"], texts)
+        return cls.from_texts(corpus["_id"], passage_texts(corpus))
 
     def _tokens(self, texts: Sequence[str]) -> list[list[str]]:
         return bm25s.tokenize(

@@ -8,7 +8,7 @@ from typing import Any
 
 import datasets
 
-from mpretriever.data.beir import passage_text
+from mpretriever.data.beir import passage_texts
 from mpretriever.model.bi_encoder import BiEncoder
 
 
@@ -21,9 +21,7 @@ class PassageTokenizer:
     max_length: int
 
     def __call__(self, batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
-        texts = [
-            self.prefix + passage_text(title, text) for title, text in zip(batch["title"], batch["text"], strict=True)
-        ]
+        texts = [self.prefix + text for text in passage_texts(batch)]
         return {"input_ids": self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]}
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from mpretriever.cache import cache_dir
-from mpretriever.data.beir import passage_text
+from mpretriever.data.beir import passage_texts
 from mpretriever.files import atomic_file
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.encoding_pool import cpu_pool, default_workers
@@ -57,7 +57,7 @@ def encode_corpus(
     with cpu_pool(encoder, workers) as pool, encoder.counting_truncation("passage"):
         for start in range(0, len(corpus), chunk_size):
             chunk = corpus[start : start + chunk_size]
-            texts = [passage_text(title, text) for title, text in zip(chunk["title"], chunk["text"], strict=True)]
+            texts = passage_texts(chunk)
             embeddings = encoder.encode(
                 texts, "passage", batch_size=batch_size, pool=pool, convert_to_tensor=True, show_progress_bar=False
             )

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import datasets
 
 from mpretriever.data.beir import BeirDataset
+from mpretriever.data.sampling import hash_sample
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, Measure, evaluate_run, mean_values, parse_measures
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.search.embeddings import EmbeddingCache
@@ -38,8 +39,7 @@ def held_out_queries(query_ids: Iterable[str], count: int) -> list[str]:
     machine, and a query stays held out when others are added to the data."""
     if count < 1:
         raise ValueError(f"the number of held-out dev queries must be at least 1, got {count}")
-    ordered = sorted(set(query_ids), key=lambda query_id: hashlib.sha1(query_id.encode("utf-8")).hexdigest())
-    return sorted(ordered[:count])
+    return hash_sample(query_ids, count)
 
 
 @dataclass(frozen=True)

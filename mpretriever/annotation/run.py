@@ -2,7 +2,8 @@
 
 :func:`annotate` picks the split's queries (all, or a stable seeded sample), builds each one's candidate pool with
 the miners of ``mpr mine`` (BM25, exact dense search, or a Qdrant collection: the top ``depth`` passages the split
-has not judged, plus with ``include_judged`` the judged ones), judges every pair not yet in the journal, and
+has not judged, or with ``skip_judged=False`` the top ``depth`` whatever their human judgement, plus with
+``include_judged`` every judged one), judges every pair not yet in the journal, and
 writes, atomically:
 
 - ``<output>`` (``*.tsv``): the qrels of every judged pair of the pools, grade 0 included, with the source column
@@ -83,6 +84,7 @@ class AnnotateConfig:
     candidates: CandidateSource = "bm25"
     depth: int = 20
     include_judged: bool = False
+    skip_judged: bool = True
     max_queries: int | None = None
     sample_seed: int = 0
     model: str | None = None
@@ -196,13 +198,18 @@ def candidate_pools(
     progress: Any,
     stack: ExitStack,
 ) -> dict[str, list[str]]:
-    """Each query's pool: its top ``depth`` passages the split has not judged, best first, then (with
-    ``include_judged``) its judged passages."""
+    """Each query's pool: its top ``depth`` passages, best first (only those the split has not judged, unless
+    ``skip_judged`` is off), then (with ``include_judged``) its judged passages not already in the pool."""
     pools: dict[str, list[str]] = {query_id: [] for query_id in query_ids}
     if config.depth > 0:
         miner = build_miner(config.miner_options(), dataset, progress, stack)
         queries = [
-            MiningQuery(query_id, dataset.queries[query_id], (), frozenset(human.get(query_id, {})))
+            MiningQuery(
+                query_id,
+                dataset.queries[query_id],
+                (),
+                frozenset(human.get(query_id, {})) if config.skip_judged else frozenset(),
+            )
             for query_id in query_ids
         ]
         task = progress.add_task(f"candidates ({miner.name})", total=len(queries))
@@ -213,7 +220,8 @@ def candidate_pools(
             progress.update(task, advance=len(batch))
     if config.include_judged:
         for query_id in query_ids:
-            pools[query_id] += sorted(human.get(query_id, {}))
+            ranked = set(pools[query_id])
+            pools[query_id] += sorted(set(human.get(query_id, {})) - ranked)
     return pools
 
 
@@ -363,9 +371,13 @@ def annotate(config: AnnotateConfig, console: Console | None = None, judge: Judg
         unjudged=len(pairs) - len(llm_grades),
         files=files,
     )
-    summary = config.path("annotation.json")
-    write_text_atomically(summary, json.dumps(_summary(config, identity, judge_id, outcome, started), indent=2) + "\n")
-    outcome.files.append(summary)
+    summary_path = config.path("annotation.json")
+    summary = _summary(config, identity, judge_id, outcome, started)
+    if config.report_only and summary_path.is_file():
+        # the run's own record (options, counts, speed) stays: only its agreement is recomputed
+        summary = {**json.loads(summary_path.read_text(encoding="utf-8")), "agreement": summary["agreement"]}
+    write_text_atomically(summary_path, json.dumps(summary, indent=2) + "\n")
+    outcome.files.append(summary_path)
     return outcome
 
 

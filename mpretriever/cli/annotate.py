@@ -98,7 +98,18 @@ def annotate_command(
         rich_help_panel=POOL,
     ),
     depth: int = typer.Option(
-        20, min=0, help="Judge the top K passages the split has not judged yet.", rich_help_panel=POOL
+        20,
+        min=0,
+        help="Judge the top K passages the split has not judged yet (with --no-skip-judged: the top K).",
+        rich_help_panel=POOL,
+    ),
+    skip_judged: bool = typer.Option(
+        True,
+        "--skip-judged/--no-skip-judged",
+        help="--depth counts only passages the split has not judged (new labels beside the human ones), or with "
+        "--no-skip-judged the top K whatever their judgement (LLM-only labels of a ranked pool; the judged "
+        "pairs among them give the agreement).",
+        rich_help_panel=POOL,
     ),
     include_judged: bool = typer.Option(
         False,
@@ -162,16 +173,17 @@ def annotate_command(
     """Grade candidate passages of a split's queries 0-3 with an LLM and write them as qrels with a source.
 
     Each query's pool is its top --depth passages (by BM25, a dense model or a Qdrant collection) that the split
-    has not judged, plus its judged ones with --include-judged. The local judge reads the probabilities of the
-    grades 0..3 as the next token after the prompt (one forward pass, no sampling): the grade is the most probable,
-    the expected grade is kept as a soft score. Every judgement is journalled as it is made, so an interrupted run
-    resumes where it stopped, and a changed judge or prompt is never mixed with earlier judgements. Where humans
-    judged the same pairs, the agreement (Cohen's kappa, confusion matrix, precision and recall of grade >= 2) is
-    printed and written.
+    has not judged (or, with --no-skip-judged, its top --depth), plus its judged ones with --include-judged. The
+    local judge reads the probabilities of the grades 0..3 as the next token after the prompt (one forward pass, no
+    sampling): the grade is the most probable, the expected grade is kept as a soft score. Every judgement is
+    journalled as it is made, so an interrupted run resumes where it stopped, and a changed judge or prompt is
+    never mixed with earlier judgements. Where humans judged the same pairs, the agreement (Cohen's kappa, confusion
+    matrix, precision and recall of grade >= 2) is printed and written.
 
     Examples:
 
       mpr annotate --data nfcorpus --split train --max-queries 300 --depth 20 --include-judged -o llm.tsv
+      mpr annotate --data nfcorpus --split train --max-queries 300 --depth 20 --no-skip-judged -o llm-top20.tsv
       mpr train --data nfcorpus --extra-qrels llm.tsv=llm --source llm --output runs/nf-llm
       mpr train --data nfcorpus --extra-qrels llm.tsv=llm --source human --source llm --output runs/nf-mixed
     """
@@ -186,6 +198,7 @@ def annotate_command(
         candidates=candidates.value,
         depth=depth,
         include_judged=include_judged,
+        skip_judged=skip_judged,
         max_queries=max_queries,
         sample_seed=seed,
         model=model,

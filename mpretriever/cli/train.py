@@ -58,6 +58,19 @@ TRAINER = "Hugging Face Trainer"
 CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def parse_source_grades(specs: list[str]) -> dict[str, int]:
+    """``["llm=1", ...]`` (``--source-min-grade``) as ``{"llm": 1, ...}``."""
+    grades: dict[str, int] = {}
+    for spec in specs:
+        source, _, grade = spec.partition("=")
+        if not source or not grade.strip().lstrip("-").isdigit():
+            raise typer.BadParameter(f"{spec!r} is not SOURCE=GRADE (e.g. llm=1)", param_hint="--source-min-grade")
+        if source in grades:
+            raise typer.BadParameter(f"source {source!r} is given twice", param_hint="--source-min-grade")
+        grades[source] = int(grade)
+    return grades
+
+
 def _print_trainer_help(value: bool) -> None:
     if value:
         from mpretriever.training.options import trainer_help
@@ -112,6 +125,13 @@ def train_command(
         "max",
         help="When the selected sources grade a passage differently (human 0, llm 3): max = the highest grade "
         "decides (human and LLM positives pooled), min = the lowest, prefer-human = a human judgement decides.",
+        rich_help_panel=DATA,
+    ),
+    source_min_grade: list[str] = typer.Option(
+        [],
+        "--source-min-grade",
+        help="SOURCE=GRADE: the minimum grade of that source's positives, over --min-grade (repeatable; e.g. "
+        "--min-grade 3 --source-min-grade llm=1 when an LLM grades on another scale than the humans).",
         rich_help_panel=DATA,
     ),
     extra_qrels: list[str] = typer.Option(
@@ -270,6 +290,7 @@ def train_command(
         min_grade=min_grade,
         sources=sources or None,
         label_conflict=label_conflict.value,
+        source_min_grade=parse_source_grades(source_min_grade),
         extra_qrels=extra_qrels,
         negatives=negatives,
         queries_from=queries_from,

@@ -49,62 +49,81 @@ class LabelledPassage:
 
 @dataclass(frozen=True)
 class LabelFilter:
-    """Which judgements count as positives: a minimum grade, optionally a set of label sources, and the rule for
-    selected judgements that disagree.
+    """Which judgements count as positives: a minimum grade (optionally one per source), optionally a set of label
+    sources, and the rule for selected judgements that disagree.
 
-    A pair is a positive when the judgement that ``conflict`` picks among its selected ones has a grade of at
-    least ``min_grade`` (and above 0). A pair that any source judged relevant (grade > 0) but that is no positive
-    is *excluded*, never used as a negative: with ``min_grade=3`` on NFCorpus' graded qrels the grade-1 and
-    grade-2 passages are neither positives nor negatives, and with ``sources={"human"}`` neither are passages
-    only an LLM found relevant.
+    A selected judgement *passes* when its grade is above 0 and at least its source's minimum
+    (``source_min_grade``, else ``min_grade``): sources may grade on different scales, e.g. human grade 3 and
+    LLM grade 1. A pair is a positive when ``conflict`` says so of its selected judgements: ``max``, any passes;
+    ``min``, all pass; ``prefer-human``, any selected human one passes (any other one where no selected human
+    judged it). A pair that any source judged relevant (grade > 0) but that is no positive is *excluded*, never
+    used as a negative: with ``min_grade=3`` on NFCorpus' graded qrels the grade-1 and grade-2 passages are neither
+    positives nor negatives, and with ``sources={"human"}`` neither are passages only an LLM found relevant.
     """
 
     min_grade: int = 1
     sources: frozenset[str] | None = None
     conflict: LabelConflict = LabelConflict.MAX
+    source_min_grade: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_options(
-        cls, min_grade: int = 1, sources: Iterable[str] | None = None, conflict: str = LabelConflict.MAX.value
+        cls,
+        min_grade: int = 1,
+        sources: Iterable[str] | None = None,
+        conflict: str = LabelConflict.MAX.value,
+        source_min_grade: Mapping[str, int] | None = None,
     ) -> LabelFilter:
-        """The filter of the training options ``min_grade``, ``sources`` (none or empty: every source) and
-        ``label_conflict``."""
+        """The filter of the training options ``min_grade``, ``sources`` (none or empty: every source),
+        ``label_conflict`` and ``source_min_grade`` ({source: minimum grade})."""
         if conflict not in {rule.value for rule in LabelConflict}:
             choices = ", ".join(rule.value for rule in LabelConflict)
             raise ValueError(f"label_conflict must be one of {choices}, got {conflict!r}")
+        for source, grade in (source_min_grade or {}).items():
+            if not isinstance(grade, int) or isinstance(grade, bool):
+                raise ValueError(f"the minimum grade of source {source!r} must be an integer, got {grade!r}")
         chosen = frozenset(sources or ())
-        return cls(min_grade, chosen or None, LabelConflict(conflict))
+        per_source = tuple(sorted((source_min_grade or {}).items()))
+        return cls(min_grade, chosen or None, LabelConflict(conflict), per_source)
 
-    def deciding(self, judgements: Sequence[Judgement]) -> Judgement | None:
-        """The selected judgement that decides the pair's grade, or ``None`` when no selected source judged it.
-        Ties go to the judgement read first."""
+    def minimum(self, source: str) -> int:
+        """The grade a judgement from ``source`` needs to make a positive (never below 1)."""
+        return max(1, dict(self.source_min_grade).get(source, self.min_grade))
+
+    def selected(self, judgements: Sequence[Judgement]) -> list[Judgement]:
+        """The judgements that take part in the decision: those of the chosen sources (under ``prefer-human``,
+        the human ones where there are any)."""
         selected = [j for j in judgements if self.sources is None or j.source in self.sources]
         if self.conflict is LabelConflict.PREFER_HUMAN:
             selected = [j for j in selected if j.source == DEFAULT_SOURCE] or selected
-        if not selected:
-            return None
-        if self.conflict is LabelConflict.MIN:
-            return min(selected, key=lambda j: j.grade)
-        return max(selected, key=lambda j: j.grade)
+        return selected
 
     def positive(self, judgements: Sequence[Judgement]) -> Judgement | None:
-        """The judgement that makes the pair a positive, or ``None`` when it is none."""
-        decided = self.deciding(judgements)
-        if decided is None or decided.grade <= 0 or decided.grade < self.min_grade:
+        """The judgement that makes the pair a positive (the highest passing grade; under ``min``, the lowest
+        grade), or ``None`` when it is none. Ties go to the judgement read first."""
+        selected = self.selected(judgements)
+        passing = [j for j in selected if j.grade >= self.minimum(j.source)]
+        if not passing:
             return None
-        return decided
+        if self.conflict is LabelConflict.MIN:
+            return min(selected, key=lambda j: j.grade) if len(passing) == len(selected) else None
+        return max(passing, key=lambda j: j.grade)
 
     def __str__(self) -> str:
         sources = ", ".join(sorted(self.sources)) if self.sources is not None else "any"
-        return f"grade >= {self.min_grade}, sources: {sources}, conflicts: {self.conflict.value}"
+        grades = "".join(f", {source} grade >= {grade}" for source, grade in self.source_min_grade)
+        return f"grade >= {self.min_grade}{grades}, sources: {sources}, conflicts: {self.conflict.value}"
 
     def record(self) -> dict[str, object]:
-        """The filter as the run manifest records it."""
-        return {
+        """The filter as the run manifest records it (``source_min_grade`` only when set)."""
+        record: dict[str, object] = {
             "min_grade": self.min_grade,
             "sources": sorted(self.sources) if self.sources is not None else None,
             "conflict": self.conflict.value,
         }
+        if self.source_min_grade:
+            record["source_min_grade"] = dict(self.source_min_grade)
+        return record
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,7 @@ def training_labels(
         options.get("min_grade", TrainConfig.min_grade),
         options.get("sources"),
         options.get("label_conflict", TrainConfig.label_conflict),
+        options.get("source_min_grade"),
     )
     candidates = (
         _hard_candidates(config, dataset, split, directory, progress) if condition.noise.kind == "hard" else None

@@ -88,6 +88,7 @@ class TrainConfig:
     min_grade: int = 1
     sources: list[str] | None = None
     label_conflict: str = "max"  # see LabelConflict: which selected judgement decides when sources disagree
+    source_min_grade: dict[str, int] = field(default_factory=dict)  # {source: minimum grade}, over min_grade
     extra_qrels: list[str] = field(default_factory=list)
     qrels_file: Path | None = None  # train on this qrels file instead of the dataset's qrels/<split>.tsv
     negatives: Path | None = None
@@ -128,6 +129,8 @@ class TrainConfig:
         not a request for the default (``None`` is)."""
         self.output = Path(self.output)
         self.trainer = dict(self.trainer)
+        self.source_min_grade = dict(self.source_min_grade)
+        _label_filter(self)  # refuses an unknown conflict rule or a non-integer grade
         if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be a positive number, got {self.temperature}")
         check_trainer_options(self.trainer, own_option_names())
@@ -358,7 +361,7 @@ def starting_model(config: TrainConfig) -> BiEncoder:
 
 
 def _label_filter(config: TrainConfig) -> LabelFilter:
-    return LabelFilter.from_options(config.min_grade, config.sources, config.label_conflict)
+    return LabelFilter.from_options(config.min_grade, config.sources, config.label_conflict, config.source_min_grade)
 
 
 def _index(example: TrainingExample, doc_index: dict[str, int]) -> IndexedExample:
@@ -433,6 +436,7 @@ def train(
         "min_grade",
         "sources",
         "label_conflict",
+        "source_min_grade",
         "extra_qrels",
         "queries_from",
         "normalize_loss",

@@ -84,6 +84,25 @@ def test_include_judged_reports_agreement(tiny_beir: Path, tiny_causal_lm: Path,
     assert summary["agreement"]["pairs"] == 36
 
 
+def test_no_skip_judged_ranks_judged_passages_into_the_pool(
+    tiny_beir: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    dataset = BeirDataset(tiny_beir)
+    human = dataset.qrels("train")
+    depth = len(dataset.corpus)  # every passage BM25 matches: the judged ones among them stay in the pool
+    ranked = annotate(config(tiny_beir, tiny_causal_lm, tmp_path / "ranked.tsv", depth=depth, skip_judged=False))
+    labels = load_qrels(tmp_path / "ranked.tsv", dataset.queries, dataset.doc_index)
+    ranked_judged = sum(len(set(human[query_id]) & set(docs)) for query_id, docs in labels.items())
+    assert ranked_judged > 0
+    assert ranked.agreement is not None and ranked.agreement.pairs == ranked_judged
+    skipped = annotate(config(tiny_beir, tiny_causal_lm, tmp_path / "skipped.tsv", depth=depth))
+    assert skipped.pairs == ranked.pairs - ranked_judged
+    both = annotate(
+        config(tiny_beir, tiny_causal_lm, tmp_path / "both.tsv", depth=depth, skip_judged=False, include_judged=True)
+    )
+    assert both.pairs == ranked.pairs + 36 - ranked_judged  # a judged passage ranked into the pool is judged once
+
+
 def test_a_rerun_judges_only_what_is_missing(tiny_beir: Path, tiny_causal_lm: Path, tmp_path: Path) -> None:
     output = tmp_path / "llm.tsv"
     first = CountingJudge(tiny_causal_lm)
@@ -115,10 +134,14 @@ def test_another_prompt_is_never_served_old_judgements(tiny_beir: Path, tiny_cau
 def test_report_only_recomputes_from_the_journal(tiny_beir: Path, tiny_causal_lm: Path, tmp_path: Path) -> None:
     output = tmp_path / "llm.tsv"
     judged = annotate(config(tiny_beir, tiny_causal_lm, output, depth=1, include_judged=True))
+    summary = output.with_name("llm.annotation.json")
+    recorded = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**recorded, "agreement": None}))  # e.g. a summary written before agreements
     judge = CountingJudge(tiny_causal_lm)
     report = annotate(config(tiny_beir, tiny_causal_lm, output, depth=1, report_only=True), judge=judge)
     assert judge.pairs == 0
     assert report.agreement == judged.agreement
+    assert json.loads(summary.read_text()) == recorded  # the run's counts and speed kept, its agreement back
 
 
 def test_a_sample_of_queries_is_stable(tiny_beir: Path, tiny_causal_lm: Path, tmp_path: Path) -> None:

@@ -177,3 +177,22 @@ def test_real_model_on_real_data(nfcorpus_sample: Path, tmp_path: Path, capsys, 
     assert manifest.train_samples == 24 and manifest.final_train_loss > 0
     embedding = SentenceTransformer(str(tmp_path / "run")).encode_query(["vitamin D and cancer"])
     assert embedding.shape == (1, 384)
+
+
+def test_source_min_grade_sets_the_llms_scale_apart_from_the_humans(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Human positives are grade 1 and need grade 2: only the LLM's grade-1 positives (its own minimum) train."""
+    human_rows = [line.split("\t")[:2] for line in (tiny_beir / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    llm_rows = [(query_id, doc_id, 1) for query_id, doc_id in human_rows[:5]]
+    llm = write_qrels(tmp_path / "llm.tsv", llm_rows)
+    extra = ["--min-grade", "2", "--source-min-grade", "llm=1", "--extra-qrels", f"{llm}=llm"]
+    code, _, err = run_cli(_tiny_args(tiny_beir, tiny_model_dir, tmp_path / "run", *extra), capsys, monkeypatch)
+    assert code == 0, err
+    manifest = RunManifest.load(tmp_path / "run")
+    assert manifest.train_samples == len({query_id for query_id, _, _ in llm_rows})
+    assert manifest.label_filter["source_min_grade"] == {"llm": 1}
+    code, _, err = run_cli(
+        _tiny_args(tiny_beir, tiny_model_dir, tmp_path / "bad", "--source-min-grade", "llm"), capsys, monkeypatch
+    )
+    assert code == 2 and "'llm' is not SOURCE=GRADE" in " ".join(err.split())

@@ -147,6 +147,52 @@ def test_human_0_against_llm_3(sources, conflict: str, expected: tuple) -> None:
     assert outcome == expected
 
 
+@pytest.mark.parametrize(
+    ("human", "llm", "conflict", "expected"),
+    [
+        (3, None, "max", ("positive", 3, "human")),
+        (2, None, "max", ("excluded",)),  # below the human minimum
+        (None, 1, "max", ("positive", 1, "llm")),  # at the LLM's own minimum
+        (2, 1, "max", ("positive", 1, "llm")),  # the passing judgement decides, not the higher failing one
+        (3, 1, "min", ("positive", 1, "llm")),  # both pass: the lowest grade is recorded
+        (2, 3, "min", ("excluded",)),  # the human fails its minimum
+        (2, 3, "prefer-human", ("excluded",)),  # the human decides, and fails
+        (None, 1, "prefer-human", ("positive", 1, "llm")),
+        (0, 0, "max", ("unlabelled",)),
+    ],
+)
+def test_each_source_can_have_its_own_minimum_grade(
+    human: int | None, llm: int | None, conflict: str, expected: tuple
+) -> None:
+    files = [
+        {"q1": {"p": Judgement("p", grade, source)}} if grade is not None else {}
+        for source, grade in (("human", human), ("llm", llm))
+    ]
+    anchor = {"q1": {"anchor": Judgement("anchor", 3, "human")}}
+    label_filter = LabelFilter.from_options(3, None, conflict, {"llm": 1})
+    (example,) = build_examples(QUERIES, merge_qrels([anchor, *files]), label_filter)
+    positives = {p.doc_id: (p.grade, p.source) for p in example.positives}
+    outcome = (
+        ("positive", *positives["p"])
+        if "p" in positives
+        else ("excluded",)
+        if "p" in example.excluded
+        else ("unlabelled",)
+    )
+    assert outcome == expected
+
+
+def test_per_source_minimums_in_the_record_and_the_description() -> None:
+    label_filter = LabelFilter.from_options(3, ["human", "llm"], "max", {"llm": 1})
+    assert label_filter.minimum("llm") == 1 and label_filter.minimum("human") == 3
+    assert label_filter.record()["source_min_grade"] == {"llm": 1}
+    assert str(label_filter) == "grade >= 3, llm grade >= 1, sources: human, llm, conflicts: max"
+    assert "source_min_grade" not in LabelFilter.from_options(3).record()  # earlier manifests stay identical
+    assert LabelFilter.from_options(1, None, "max", {"llm": 0}).minimum("llm") == 1  # grade 0 is never a positive
+    with pytest.raises(ValueError, match="minimum grade of source 'llm' must be an integer"):
+        LabelFilter.from_options(1, None, "max", {"llm": "high"})  # type: ignore[dict-item]
+
+
 def test_label_filter_from_options_and_its_record() -> None:
     label_filter = LabelFilter.from_options(2, ["llm", "human"], "prefer-human")
     assert label_filter == LabelFilter(2, frozenset({"human", "llm"}), LabelConflict.PREFER_HUMAN)

@@ -254,5 +254,5 @@ def test_mpr_train_defaults_are_train_configs() -> None:
             continue
         default = getattr(parameter.default, "value", parameter.default)
         if isinstance(default, (list, tuple)) and not default:
-            default = defaults[name] if defaults[name] in ([], None) else list(default)
+            default = defaults[name] if defaults[name] in ([], {}, None) else list(default)
         assert str(default) == str(defaults[name]), f"--{parameter.name.replace('_', '-')}: {default!r}"

@@ -39,6 +39,7 @@ from mpretriever.mining.selection import SelectionConfig
 from mpretriever.model.manifest import MANIFEST_NAME
 from mpretriever.study.config import Condition, StudyConfig
 from mpretriever.training.checkpoints import last_complete_checkpoint
+from mpretriever.training.options import added_since
 from mpretriever.training.run import TrainConfig, own_option_defaults, train
 
 logger = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ def differences(earlier: dict[str, Any], record: dict[str, Any]) -> list[str] | 
         key
         for key in set(earlier["train"]) | set(record["train"])
         if earlier["train"].get(key) != record["train"].get(key)
-        and not (key not in earlier["train"] and key in defaults and record["train"][key] == defaults[key])
+        and not added_since(key, key in earlier["train"], record["train"].get(key), defaults)
     )
     rest = [key for key in set(earlier) | set(record) if key != "train" and earlier.get(key) != record.get(key)]
     return changed if changed or rest else None

@@ -108,6 +108,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def added_since(name: str, recorded: bool, requested: Any, defaults: Mapping[str, Any]) -> bool:
+    """Whether option ``name``, which a run record lacks (``recorded`` false), was added to mpretriever after the
+    record was written and is asked for at its default: then it matches, since a new option's default keeps the
+    behaviour of the versions before it."""
+    return not recorded and name in defaults and requested == defaults[name]
+
+
 def split_options(options: Mapping[str, Any], own: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a flat mapping (a study file's ``train``) into mpretriever's options and ``TrainingArguments``
     fields; a name that is neither is refused with the closest names."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mpretriever.model.manifest import RunManifest
+from mpretriever.training.options import added_since
 
 # Options that change how a run is saved, logged or executed, never what it computes (GradCache gives the same
 # gradients with less memory). The step budget (--max-steps, --epochs) is not among them: it shapes the learning
@@ -96,7 +97,7 @@ def manifest_differences(
             continue
         before, after = recorded.get(path, _NOT_RECORDED), asked.get(path, _NOT_RECORDED)
         name = _name(path)
-        if before is _NOT_RECORDED and name in defaults and after == defaults[name]:
+        if added_since(name, before is not _NOT_RECORDED, after, defaults):
             continue
         if before != after:
             differences.append(f"{_name(path)}: {_show(before)} in the checkpoint vs {_show(after)} requested")

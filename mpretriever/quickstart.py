@@ -31,6 +31,7 @@ from mpretriever.evaluation.retrieval import EvalConfig, EvalReport, evaluate_re
 from mpretriever.evaluation.significance import paired_test
 from mpretriever.files import OutputExistsError
 from mpretriever.index import QdrantSettings, index_dataset, model_reference
+from mpretriever.index.versions import prune
 from mpretriever.model.bi_encoder import DEFAULT_MODEL_NAME, BiEncoder
 from mpretriever.model.manifest import MANIFEST_NAME
 from mpretriever.training.dev_curve import DEV_CURVE_PLOT, DevCurve
@@ -93,10 +94,16 @@ def _dev_options(config: QuickstartConfig, dataset: BeirDataset, split: str) -> 
     return {"dev_queries": max(1, min(config.dev_queries, len(dataset.qrels(split)) // 5))}
 
 
-def _index(model: str, dataset: BeirDataset, qdrant: QdrantSettings, collection: str, progress: bool) -> None:
+def _index(model: str, dataset: BeirDataset, qdrant: QdrantSettings, alias: str, progress: bool) -> None:
+    """Index behind ``alias`` (a re-run with another model switches it), keeping only the served version: the
+    quickstart's Qdrant directory is its own."""
     encoder = BiEncoder.from_pretrained(model)
-    corpus = dataset.corpus
-    index_dataset(encoder, corpus, dataset.name, qdrant, collection, model, recreate=True, show_progress=progress)
+    index_dataset(encoder, dataset.corpus, dataset.name, qdrant, alias, model, alias=True, show_progress=progress)
+    client = qdrant.connect()
+    try:
+        prune(client, alias, keep=1)
+    finally:
+        client.close()
 
 
 def run_quickstart(config: QuickstartConfig, console: Console | None = None) -> QuickstartOutcome:

@@ -17,6 +17,7 @@ from mpretriever.data import BeirDataset
 from mpretriever.evaluation.metrics import parse_measures
 from mpretriever.evaluation.retrieval import EvalReport, ModeResult
 from mpretriever.index import QdrantSettings
+from mpretriever.index.versions import alias_target, real_collections
 from mpretriever.quickstart import QuickstartConfig, QuickstartOutcome, comparison_table, run_quickstart, summary
 from tests.cli.test_cli import run_cli
 
@@ -39,6 +40,8 @@ def test_quickstart_trains_indexes_evaluates_and_compares(
     client = QdrantSettings(path=str(tmp_path / "qs" / "qdrant")).connect()
     try:
         counts = {name: client.count(f"{outcome.base.dataset}-{name}").count for name in ("base", "tuned")}
+        served = {name: alias_target(client, f"{outcome.base.dataset}-{name}") for name in ("base", "tuned")}
+        assert sorted(real_collections(client)) == sorted(served.values())  # aliases, one version each
     finally:
         client.close()
     assert counts["base"] == counts["tuned"] == outcome.base.corpus_documents > 0

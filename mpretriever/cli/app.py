@@ -11,6 +11,7 @@ from rich.logging import RichHandler
 
 from mpretriever import __version__
 from mpretriever.cli.annotate import annotate_command
+from mpretriever.cli.collections import collections_app
 from mpretriever.cli.eval import eval_command
 from mpretriever.cli.index import index_command
 from mpretriever.cli.mine import mine_command
@@ -47,6 +48,7 @@ app.command("quickstart")(quickstart_command)
 app.command("serve")(serve_command)
 app.command("study", no_args_is_help=True)(study_command)
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(collections_app, name="collections")
 
 
 def _version(value: bool) -> None:

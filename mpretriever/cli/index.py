@@ -23,7 +23,15 @@ from mpretriever.index.run import model_reference
 
 def index_command(
     data: str = typer.Option(..., help="BEIR-layout dataset directory or BEIR name (as for mpr train)."),
-    collection: str | None = typer.Option(None, help="Collection name. Default: the dataset's name."),
+    collection: str | None = typer.Option(
+        None, help="Collection to write into in place. Default: the dataset's name (unless --alias)."
+    ),
+    alias: str | None = typer.Option(
+        None,
+        help="Index behind this alias instead: a new collection NAME-<model fingerprint> is filled aside (resumed "
+        "if interrupted), checked to hold the whole corpus, then NAME is switched to it atomically; readers of "
+        "NAME never see a partial index. The same model updates the served collection in place.",
+    ),
     model: str | None = typer.Option(
         None,
         help="An mpretriever run, a sentence-transformers model or a hub id. Default: the packaged all-MiniLM-L6-v2.",
@@ -39,8 +47,8 @@ def index_command(
     recreate: bool = typer.Option(
         False,
         "--recreate",
-        help="Delete and rebuild the collection, e.g. for another model; without it a collection built with "
-        "another model, dimension or backend, or from another corpus, is refused.",
+        help="With --alias: build a new, empty collection aside and switch to it. Refused for a collection "
+        "written in place (it would be empty while searched): use --alias for another model.",
     ),
     sync: bool = typer.Option(
         False,
@@ -69,13 +77,19 @@ def index_command(
     use unless they ask for another (--query-max-length here). It also records the backend and the corpus:
     another backend, or another corpus without --allow-other-corpus, is refused.
 
-    Example: mpr index --data nfcorpus --model runs/nf-lsepair --collection nfcorpus-lsepair
+    Examples:
+
+      mpr index --data nfcorpus --model runs/nf-lsepair --collection nfcorpus-lsepair
+      mpr index --data nfcorpus --model runs/nf-retrained --alias nfcorpus     # re-index aside, then switch
+      mpr collections rollback nfcorpus                                         # back to the previous model
     """
     from mpretriever.data.beir import BeirDataset
     from mpretriever.data.resolve import resolve_dataset
     from mpretriever.index import QdrantSettings, index_dataset
     from mpretriever.model.bi_encoder import BiEncoder
 
+    if alias is not None and collection is not None:
+        raise typer.BadParameter("give --collection (written in place) or --alias (versioned), not both")
     console = Console(stderr=True)
     dataset = BeirDataset(resolve_dataset(data))
     corpus = dataset.corpus
@@ -89,7 +103,7 @@ def index_command(
         corpus,
         dataset.name,
         QdrantSettings.from_env(path=qdrant_path, url=qdrant_url, api_key_env=api_key_env, timeout=timeout),
-        collection or dataset.name,
+        alias or collection or dataset.name,
         model_reference(model),
         recreate=recreate,
         sync=sync,
@@ -97,5 +111,6 @@ def index_command(
         batch_size=batch_size,
         workers=workers,
         console=console,
+        alias=alias is not None,
     )
     console.print(outcome.summary(), highlight=False, markup=False)

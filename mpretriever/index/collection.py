@@ -96,7 +96,8 @@ def check_compatible(client: QdrantClient, collection: str, expected: dict[str, 
         raise CollectionMismatchError(
             f"collection '{collection}' was indexed with model {stored.get('model')} "
             f"(fingerprint {stored.get('fingerprint')}), not {expected['model']} "
-            f"(fingerprint {expected['fingerprint']}); use the same model, or re-index with --recreate"
+            f"(fingerprint {expected['fingerprint']}); use the same model, or index behind an alias "
+            "(--alias NAME), which builds a new collection aside"
         )
     # the passage length is the index's; the query length is each search's choice (see search_lengths)
     settings = ("similarity", "query_prefix", "passage_max_length")
@@ -104,7 +105,8 @@ def check_compatible(client: QdrantClient, collection: str, expected: dict[str, 
     if differing:
         raise CollectionMismatchError(
             f"collection '{collection}' was indexed with different settings for {', '.join(differing)}: "
-            f"{ {key: stored.get(key) for key in differing} }; use the same settings, or re-index with --recreate"
+            f"{ {key: stored.get(key) for key in differing} }; use the same settings, or index behind an alias "
+            "(--alias NAME)"
         )
 
 
@@ -138,13 +140,13 @@ def check_writable(
     if stored_backend != expected["backend"]:
         raise CollectionMismatchError(
             f"collection '{collection}' was encoded with the {stored_backend} backend, not {expected['backend']}: "
-            f"index with --backend {stored_backend}, or re-index with --recreate"
+            f"index with --backend {stored_backend}, or behind an alias (--alias NAME)"
         )
     corpora = stored.get(CORPORA_KEY) or []
     if corpus is not None and corpora and corpus not in corpora and not allow_other_corpus:
         raise CollectionMismatchError(
             f"collection '{collection}' holds corpus {', '.join(corpora)}, not {corpus}: choose another "
-            "--collection, pass --allow-other-corpus to merge both into it, or re-index with --recreate"
+            "--collection, pass --allow-other-corpus to merge both into it, or index behind an alias (--alias NAME)"
         )
 
 

@@ -29,7 +29,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from rich.console import Console
 
 from mpretriever.data.beir import passage_text
-from mpretriever.index.collection import FINGERPRINT_FIELD, document_payload, point_id
+from mpretriever.index.collection import FINGERPRINT_FIELD, content_fingerprint, document_payload, point_id
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.encoding_pool import cpu_pool, default_workers
 from mpretriever.progress import task_progress
@@ -155,6 +155,20 @@ def delete_points_outside(client: QdrantClient, collection: str, kept: set[str])
         batch = outside[start : start + DELETE_BATCH]
         client.delete(collection, points_selector=models.PointIdsList(points=batch), wait=True)  # type: ignore[arg-type]
     return len(outside)
+
+
+def outdated_documents(client: QdrantClient, collection: str, corpus: datasets.Dataset, chunk_size: int = 2048) -> int:
+    """How many passages of ``corpus`` the collection lacks, or holds with another title or text (0: it is
+    complete)."""
+    outdated = 0
+    for rows in _chunks(len(corpus), chunk_size):
+        chunk = corpus[rows.start : rows.stop]
+        ids = [point_id(doc_id) for doc_id in chunk["_id"]]
+        stored = _stored_fingerprints(client, collection, ids)
+        for pid, title, text in zip(ids, chunk["title"], chunk["text"], strict=True):
+            if stored.get(pid, "") != content_fingerprint(title, text):
+                outdated += 1
+    return outdated
 
 
 def index_corpus(

@@ -29,21 +29,34 @@ def model_reference(model: str | None) -> str:
     return str(Path(model).resolve()) if Path(model).exists() else model
 
 
+class IncompleteIndexError(ValueError):
+    """A version built for an alias does not hold the whole corpus after indexing: the alias was not moved."""
+
+
 @dataclass(frozen=True)
 class IndexOutcome:
-    """Where a corpus was indexed and what the run did."""
+    """Where a corpus was indexed and what the run did; with an alias, the version written and the collection
+    the alias pointed at before (``previous``)."""
 
     collection: str
     location: str
     created: bool
     stats: IndexStats
+    alias: str | None = None
+    previous: str | None = None
 
     @property
     def changed_anything(self) -> bool:
         return self.created or self.stats.written > 0 or self.stats.deleted > 0
 
+    @property
+    def switched(self) -> bool:
+        """Whether the run moved the alias."""
+        return self.alias is not None and self.previous != self.collection
+
     def summary(self) -> str:
-        """One line: the counts, then what was re-embedded or deleted, and any points outside the corpus."""
+        """One line: the counts, then what was re-embedded or deleted, any points outside the corpus, and where the
+        alias points."""
         stats = self.stats
         line = (
             f"{'created' if self.created else 'updated'} collection '{self.collection}' in {self.location}: "
@@ -59,6 +72,12 @@ class IndexOutcome:
                 f"; {stats.stale} points are not in this corpus (documents removed from it, or another corpus "
                 "merged in): --sync deletes them"
             )
+        if self.alias is not None and self.switched:
+            before = f"'{self.previous}'" if self.previous else "nothing"
+            line += f"; alias '{self.alias}' now serves it (it served {before}"
+            line += f"; mpr collections rollback {self.alias} goes back)" if self.previous else ")"
+        elif self.alias is not None:
+            line += f"; alias '{self.alias}' serves it"
         return line
 
 
@@ -76,13 +95,19 @@ def index_dataset(
     workers: int | None = None,
     console: Console | None = None,
     show_progress: bool = True,
+    alias: bool = False,
 ) -> IndexOutcome:
     """Index ``corpus`` (named ``corpus_name`` in the collection's manifest) into ``collection``.
 
+    With ``alias``, ``collection`` names an alias: the corpus goes into a version of it
+    (:func:`~mpretriever.index.versions.choose_version`), which must then hold the whole corpus, and the alias
+    moves to it atomically; ``recreate`` builds a new version aside. Without ``alias``, ``recreate`` is refused for
+    an existing collection: emptying it would leave its readers with a partial index.
+
     Refuses (:class:`~mpretriever.index.collection.CollectionMismatchError`) a collection built with another model,
-    dimension or backend, or from another corpus unless ``allow_other_corpus``; ``recreate`` rebuilds it instead.
-    ``sync`` deletes the points whose documents are not in ``corpus``, and is refused for a collection that
-    records other corpora (it would delete theirs).
+    dimension or backend, or from another corpus unless ``allow_other_corpus``. ``sync`` deletes the points whose
+    documents are not in ``corpus``, and is refused for a collection that records other corpora (it would delete
+    theirs).
     """
     from mpretriever.index.collection import (
         CollectionMismatchError,
@@ -90,37 +115,60 @@ def index_dataset(
         ensure_collection,
         recorded_corpora,
     )
-    from mpretriever.index.indexer import index_corpus
+    from mpretriever.index.indexer import index_corpus, outdated_documents
+    from mpretriever.index.versions import alias_target, choose_version, switch_alias, version_manifest
 
     client = settings.connect()
     try:
-        if sync and not recreate and client.collection_exists(collection):
-            corpora = recorded_corpora(client, collection)
+        manifest = collection_manifest(encoder, model_name)
+        target = collection
+        if alias:
+            target = choose_version(client, collection, manifest, rebuild=recreate)
+            if not client.collection_exists(target):
+                manifest = version_manifest(manifest, collection)
+        elif recreate and client.collection_exists(collection):
+            raise CollectionMismatchError(
+                f"--recreate would empty collection '{collection}' while it may be searched; index with --alias "
+                f"NAME to build a new collection aside and switch to it, or delete '{collection}' first "
+                "(mpr collections delete)"
+            )
+        if sync and client.collection_exists(target):
+            corpora = recorded_corpora(client, target)
             others = [name for name in corpora if name != corpus_name]
             if others and (corpus_name in corpora or allow_other_corpus):  # else refused below as another corpus
                 raise CollectionMismatchError(
-                    f"collection '{collection}' also holds corpus {', '.join(others)}: --sync would delete its "
-                    "points; index without --sync, or re-index with --recreate"
+                    f"collection '{target}' also holds corpus {', '.join(others)}: --sync would delete its "
+                    "points; index without --sync, or into a new collection"
                 )
-        created = ensure_collection(
-            client,
-            collection,
-            collection_manifest(encoder, model_name),
-            recreate=recreate,
-            corpus=corpus_name,
-            allow_other_corpus=allow_other_corpus,
-        )
+        created = ensure_collection(client, target, manifest, corpus=corpus_name, allow_other_corpus=allow_other_corpus)
         stats = index_corpus(
             encoder,
             corpus,
             client,
-            collection,
+            target,
             batch_size=batch_size,
             workers=workers,
             console=console,
             show_progress=show_progress,
             sync=sync,
         )
+        previous = None
+        if alias:
+            outdated = outdated_documents(client, target, corpus)
+            if outdated:
+                raise IncompleteIndexError(
+                    f"collection '{target}' lacks {outdated} of the corpus's {len(corpus)} passages (or holds them "
+                    f"with another text) after indexing; alias '{collection}' still serves "
+                    f"'{alias_target(client, collection)}'. Run mpr index again to complete it"
+                )
+            previous = switch_alias(client, collection, target)
     finally:
         client.close()
-    return IndexOutcome(collection=collection, location=settings.location, created=created, stats=stats)
+    return IndexOutcome(
+        collection=target,
+        location=settings.location,
+        created=created,
+        stats=stats,
+        alias=collection if alias else None,
+        previous=previous,
+    )

@@ -1,5 +1,5 @@
 """One-shot initialisation of the demo (the ``init`` service of ``docker-compose.yml``): make the collection hold
-exactly the sample dataset's corpus, with the library's indexer (as ``mpr index --sync`` does).
+exactly the sample dataset's corpus, with the library's indexer (as ``mpr index --alias --sync`` does).
 
 ``python -m mpretriever.service.init_index`` reads the service's variables (``MPR_COLLECTION``, ``MPR_QDRANT_URL``
 or ``MPR_QDRANT_PATH``, ``QDRANT_API_KEY``, ``MPR_MODEL``; see :mod:`mpretriever.service.settings`) and:
@@ -7,11 +7,13 @@ or ``MPR_QDRANT_PATH``, ``QDRANT_API_KEY``, ``MPR_MODEL``; see :mod:`mpretriever
 - ``MPR_INDEX_DATA``: a BEIR-layout dataset directory (or a BEIR name, resolved as ``mpr index --data`` does);
 - ``MPR_INDEX_MAX_DOCS``: index only the first N documents (default: all).
 
-The model is ``MPR_MODEL``, or else the one the collection records (the one the service then searches with), or
-else the packaged default. Documents missing from the collection, or whose title or text changed, are embedded and
-written; points whose documents are no longer in the corpus (or beyond ``MPR_INDEX_MAX_DOCS``) are deleted. A
-collection built with another model, backend or corpus is refused with a one-line message. An interrupted run
-leaves an incomplete collection; the next run resumes it.
+``MPR_COLLECTION`` is an alias. The model is ``MPR_MODEL``, or else the one the served collection records (the
+one the service then searches with), or else the packaged default. With the model the alias serves, documents
+missing from it, or whose title or text changed, are embedded and written in place; points whose documents are no
+longer in the corpus (or beyond ``MPR_INDEX_MAX_DOCS``) are deleted. With another model (a retrained one in
+``MPR_MODEL``), a new collection is filled aside and the alias switched to it once it holds the whole corpus, so
+``docker compose up`` after retraining swaps models while the service keeps answering. An interrupted run leaves
+the alias where it was; the next run resumes the new collection.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def main() -> None:
             collection,
             model_reference(model),
             sync=True,
+            alias=True,
         )
     except (OSError, ValueError) as error:  # Qdrant unreachable, a model not found, a collection refused
         sys.exit(f"error: {error}")

@@ -71,9 +71,37 @@ def test_index_refuses_another_model(
     base = ["index", "--data", str(tiny_beir), "--collection", "c", "--qdrant-path", qdrant]
     assert run_cli([*base, "--model", str(tiny_run)], capsys, monkeypatch)[0] == 0
     code, _, err = run_cli([*base, "--model", str(tiny_model_dir)], capsys, monkeypatch)
-    assert code == 2 and "was indexed with model" in err and "--recreate" in " ".join(err.split())
+    assert code == 2 and "was indexed with model" in err and "--alias NAME" in " ".join(err.split())
     code, _, err = run_cli([*base, "--model", str(tiny_model_dir), "--recreate"], capsys, monkeypatch)
-    assert code == 0 and "created collection 'c'" in err
+    assert code == 2 and "--recreate would empty collection 'c' while it may be searched" in " ".join(err.split())
+
+
+def test_index_behind_an_alias_then_switch_and_roll_back(
+    tiny_beir: Path, tiny_run: Path, tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    qdrant = str(tmp_path / "qdrant")
+    base = ["index", "--data", str(tiny_beir), "--alias", "docs", "--qdrant-path", qdrant]
+    code, _, err = run_cli([*base, "--model", str(tiny_run)], capsys, monkeypatch)
+    assert code == 0 and "alias 'docs' now serves it (it served nothing)" in " ".join(err.split()), err
+    code, _, err = run_cli([*base, "--model", str(tiny_model_dir)], capsys, monkeypatch)
+    assert code == 0 and "mpr collections rollback docs goes back" in " ".join(err.split()), err
+    listing = ["collections", "list", "--qdrant-path", qdrant]
+    code, out, _ = run_cli(listing, capsys, monkeypatch)
+    assert code == 0 and out.count("docs-") == 2 and "60" in out
+    code, _, err = run_cli(["collections", "rollback", "docs", "--qdrant-path", qdrant], capsys, monkeypatch)
+    assert code == 0 and "now serves" in err
+    code, _, err = run_cli(["collections", "rollback", "docs", "--qdrant-path", qdrant], capsys, monkeypatch)
+    assert code == 2 and "nothing to roll back to" in " ".join(err.split())
+    code, _, err = run_cli(
+        ["collections", "prune", "docs", "--keep", "1", "--qdrant-path", qdrant], capsys, monkeypatch
+    )
+    assert code == 0 and "deleted 1 collections of 'docs'" in err
+    code, _, err = run_cli(
+        ["index", "--data", str(tiny_beir), "--alias", "a", "--collection", "c", "--qdrant-path", qdrant],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "not both" in err
 
 
 def test_unreachable_server_is_reported_within_seconds(capsys, monkeypatch) -> None:

@@ -42,7 +42,8 @@ def test_indexes_a_missing_collection_once(
     }
     code, output = run_init(monkeypatch, capsys, **environment)
     assert code == 0, output
-    assert "created collection 'demo'" in output and "40 written" in output
+    assert "created collection 'demo-" in output and "40 written" in output
+    assert "alias 'demo' now serves it" in output
     client = QdrantSettings(path=qdrant).connect()
     assert client.count("demo").count == 40
     client.close()
@@ -105,6 +106,28 @@ def test_the_collection_model_is_kept_and_another_corpus_refused(
     client = QdrantSettings(path=qdrant).connect()
     assert read_manifest(client, "demo")["corpora"] == [tiny_beir.name] and client.count("demo").count == 10
     client.close()
+
+
+def test_a_retrained_model_is_indexed_aside_and_swapped_in(
+    tiny_beir: Path, tiny_run: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from mpretriever.index.versions import alias_target, real_collections
+    from mpretriever.model import BiEncoder
+
+    retrained = tmp_path / "retrained"
+    BiEncoder.from_pretrained(tiny_model_dir, pooling="cls", normalize=True).save(retrained)
+    qdrant = str(tmp_path / "qdrant")
+    environment = {"MPR_INDEX_DATA": str(tiny_beir), "MPR_COLLECTION": "demo", "MPR_QDRANT_PATH": qdrant}
+    code, output = run_init(monkeypatch, capsys, MPR_MODEL=str(tiny_run), **environment)
+    assert code == 0, output
+    code, output = run_init(monkeypatch, capsys, MPR_MODEL=str(retrained), **environment)
+    assert code == 0 and "60 written" in output and "mpr collections rollback demo goes back" in output, output
+    client = QdrantSettings(path=qdrant).connect()
+    try:
+        assert read_manifest(client, "demo")["model"] == str(retrained.resolve())
+        assert len(real_collections(client)) == 2 and alias_target(client, "demo") in real_collections(client)
+    finally:
+        client.close()
 
 
 def test_mpr_serve_help(capsys, monkeypatch) -> None:

@@ -285,3 +285,32 @@ def test_a_record_without_an_option_added_later_matches_at_its_default() -> None
     ]
     assert differences(recorded, {**asked, "eval_split": "dev"}) == []
     assert differences(recorded, {**asked, "train": {**asked["train"], "min_grade": 1}}) == ["min_grade"]
+
+
+def test_the_llm_label_regimes_train_on_the_labels_they_name(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The conditions of eval/llm-labels-nfcorpus.yml on the tiny dataset: human grade 3 alone, the LLM's grade 1
+    alone, or both pooled, each on its own scale, all on the annotated queries."""
+    from mpretriever.data import BeirDataset
+    from mpretriever.study.runner import _train_config
+    from mpretriever.training.run import load_training_examples
+    from tests.conftest import write_qrels
+
+    dataset = BeirDataset(tiny_beir)
+    annotated = sorted(dataset.qrels("train-graded"))[:6]
+    unjudged = [doc_id for doc_id in dataset.doc_index if not doc_id.startswith("d0")][:1]
+    llm = write_qrels(tmp_path / "llm.tsv", [(query_id, unjudged[0], 1) for query_id in annotated])
+    shipped = load_study(Path(__file__).resolve().parents[2] / "eval" / "llm-labels-nfcorpus.yml")
+    train = {**TINY_TRAIN, "split": "train-graded", "queries_from": str(llm), "extra_qrels": [f"{llm}=llm"]}
+    conditions = {condition.name: {"train": condition.train} for condition in shipped.conditions}
+    config = study_from_dict(tiny_study(tiny_beir, tiny_model_dir, train=train, conditions=conditions))
+    positives = {}
+    for condition in config.conditions:
+        train_config = _train_config(config, condition, "lsepair", 1, dataset, None, None, tmp_path / "m", False)
+        examples = load_training_examples(train_config, dataset)
+        assert {example.query_id for example in examples} <= set(annotated)
+        positives[condition.name] = {(p.source, p.grade) for example in examples for p in example.positives}
+    assert positives["human"] == {("human", 3)}
+    assert positives["llm-only"] == {("llm", 1)}
+    assert positives["human+llm"] == {("human", 3), ("llm", 1)}

@@ -51,7 +51,7 @@ class CollectionInfo:
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")  # orders versions made within a second
 
 
 def aliases(client: QdrantClient) -> dict[str, str]:

@@ -339,6 +339,7 @@ def search_qdrant(
         backend=config.backend,
         timeout=settings.timeout,
         query_max_length=config.query_max_length,
+        follow_alias_s=None,  # one evaluation, one model: an alias that moves meanwhile is not followed
     )
     run: dict[str, list[Hit]] = {}
     started = time.perf_counter()

@@ -68,6 +68,9 @@ class QdrantStatus(BaseModel):
     mode: Literal["server", "embedded"] = Field(description="A Qdrant server or an embedded Qdrant directory.")
     reachable: bool
     collection: str
+    serving: str | None = Field(
+        None, description="The collection searched: `collection` itself, or the one the alias `collection` points at."
+    )
     points: int | None = None
     detail: str | None = None
 

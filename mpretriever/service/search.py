@@ -11,6 +11,9 @@ Filters are checked for their shape and size, not against the documents' fields:
 document has matches nothing, as in every Haystack document store. (Knowing every field would need a scan of the
 whole collection, and the list would be wrong again as soon as documents with a new field are indexed.)
 
+The collection may be an alias (``mpr index --alias``): the retriever follows it when it moves to a retrained model,
+without a restart and without failing a request (see :class:`~mpretriever.haystack.retriever.MPRetriever`).
+
 The same code serves a Qdrant server and an embedded Qdrant directory: only the ``QdrantSettings`` differ.
 """
 
@@ -283,7 +286,7 @@ class CollectionSearch:
         except ServiceUnavailableError as error:
             status.reachable, status.detail = error.qdrant_reachable, str(error)
             return status
-        status.reachable = True
+        status.reachable, status.serving = True, self._retriever.served_collection
         return status
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from mpretriever.pipelines import ALLOWED_MODULES
 def test_init_stores_every_parameter_and_does_no_work() -> None:
     retriever = MPRetriever(collection="c", model="m", qdrant_path="p", top_k=3, filters={"field": "meta.a"})
     assert (retriever.collection, retriever.model, retriever.qdrant_path, retriever.top_k) == ("c", "m", "p", 3)
-    assert retriever._client is None and retriever._encoder is None
+    assert retriever._client is None and retriever.encoder is None
     with pytest.raises(ValueError, match="top_k must be positive"):
         MPRetriever(collection="c", top_k=0)
 
@@ -48,6 +48,7 @@ def test_to_dict(monkeypatch) -> None:
             "check_model": True,
             "timeout": 10,
             "query_max_length": None,
+            "follow_alias_s": 1.0,
         },
     }
     assert "secret-value" not in str(data)
@@ -70,10 +71,12 @@ def test_from_dict() -> None:
             "top_k": 7,
             "filters": {"field": "meta.title", "operator": "==", "value": "t"},
             "query_max_length": 64,
+            "follow_alias_s": 0,
         },
     }
     retriever = MPRetriever.from_dict(data)
     assert retriever.query_max_length == 64 and retriever.to_dict()["init_parameters"]["query_max_length"] == 64
+    assert retriever.follow_alias_s == 0
     assert retriever.collection == "docs" and retriever.top_k == 7 and retriever.qdrant_url == "http://q:6333"
     assert isinstance(retriever.api_key, Secret) and retriever.api_key.to_dict()["env_vars"] == ["MY_KEY"]
     assert retriever.filters == data["init_parameters"]["filters"]
@@ -118,8 +121,8 @@ def test_model_none_uses_the_collections_model(tiny_index: Path, tiny_run: Path)
     retriever = MPRetriever(collection="tiny", qdrant_path=str(tiny_index))
     try:
         retriever.warm_up()
-        assert retriever._encoder is not None
-        assert retriever._encoder.fingerprint() == BiEncoder.from_pretrained(tiny_run).fingerprint()
+        assert retriever.encoder is not None
+        assert retriever.encoder.fingerprint() == BiEncoder.from_pretrained(tiny_run).fingerprint()
     finally:
         retriever.close()
 

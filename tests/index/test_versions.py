@@ -20,6 +20,7 @@ from mpretriever.index.versions import (
     prune,
     real_collections,
     rollback,
+    switch_alias,
     versions,
 )
 from mpretriever.model import BiEncoder
@@ -98,6 +99,65 @@ def test_readers_of_the_alias_follow_the_switch(first, second, corpus, settings)
     finally:
         retriever.close()
     assert [d.id for d in ours] == [d.id for d in found] and len(ours) == 5
+
+
+def test_a_warm_retriever_follows_the_alias_to_the_new_model(first, second, corpus, settings, monkeypatch) -> None:
+    one, two = _index(first, corpus, settings).collection, _index(second, corpus, settings).collection
+    retriever = MPRetriever(collection="docs", qdrant_path=settings.path, top_k=5, follow_alias_s=0)
+    try:
+        retriever.run(query="cancer cell diet")
+        assert retriever.served_collection == two and retriever.encoder.fingerprint() == _fingerprint(second)
+        client = retriever.client  # an embedded Qdrant admits one client: switch through the retriever's
+        rollback(client, "docs")
+        followed = retriever.run(query="cancer cell diet")["documents"]
+        assert retriever.served_collection == one and retriever.encoder.fingerprint() == _fingerprint(first)
+        loads = []
+        monkeypatch.setattr(BiEncoder, "from_pretrained", lambda *a, **k: loads.append(a))  # must not be called
+        switch_alias(client, "docs", two)
+        retriever.run(query="cancer cell diet")
+        assert retriever.served_collection == two and loads == []  # the model served before was kept
+        monkeypatch.undo()
+
+        retriever.follow_alias_s = 3600  # not due: only a search that fails makes it look again
+        switch_alias(client, "docs", one)
+        client.delete_collection(two)
+        after_delete = retriever.run(query="cancer cell diet")["documents"]
+        assert retriever.served_collection == one and len(after_delete) == 5
+    finally:
+        retriever.close()
+    pinned = MPRetriever(collection=one, qdrant_path=settings.path, top_k=5)
+    try:
+        assert [d.id for d in pinned.run(query="cancer cell diet")["documents"]] == [d.id for d in after_delete]
+    finally:
+        pinned.close()
+    assert [d.id for d in followed] == [d.id for d in after_delete]
+
+
+def test_a_retriever_that_does_not_follow_keeps_its_collection(first, second, corpus, settings) -> None:
+    one, two = _index(first, corpus, settings).collection, _index(second, corpus, settings).collection
+    retriever = MPRetriever(collection="docs", qdrant_path=settings.path, follow_alias_s=None)
+    try:
+        retriever.warm_up()
+        rollback(retriever.client, "docs")
+        retriever.run(query="cancer")
+        assert retriever.served_collection == two and alias_target(retriever.client, "docs") == one
+    finally:
+        retriever.close()
+
+
+def test_a_retriever_with_an_explicit_model_stays_on_the_collection_it_can_search(
+    first, second, corpus, settings
+) -> None:
+    _index(first, corpus, settings)
+    two = _index(second, corpus, settings).collection
+    retriever = MPRetriever(collection="docs", model=str(second), qdrant_path=settings.path, follow_alias_s=0)
+    try:
+        retriever.warm_up()
+        rollback(retriever.client, "docs")  # to the first model's collection, which model= cannot search
+        assert len(retriever.run(query="cancer")["documents"]) == 10
+        assert retriever.served_collection == two
+    finally:
+        retriever.close()
 
 
 def test_an_interrupted_build_resumes_and_the_alias_moves_only_when_complete(

@@ -104,6 +104,7 @@ def test_health_reports_the_collection(service_url: str, service_index: Path) ->
             "mode": "embedded",
             "reachable": True,
             "collection": "tiny",
+            "serving": "tiny",
             "points": 60,
             "detail": None,
         },

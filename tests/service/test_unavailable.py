@@ -173,7 +173,7 @@ def test_query_vectors_of_another_dimension_give_a_502(
 ) -> None:
     app = create_app(replace(private_settings, rag_pipeline=None))
     with serving(app) as service_url:
-        encoder = app.state.service.search._retriever._encoder
+        encoder = app.state.service.search._retriever.encoder
         monkeypatch.setattr(encoder, "embed_texts", lambda texts, *_, **__: torch.zeros(len(texts), 3))
         response = httpx.post(f"{service_url}/query", json={"question": "cancer"})
         assert response.status_code == 502, response.text

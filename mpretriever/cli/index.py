@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import typer
 from rich.console import Console
 
@@ -19,6 +21,14 @@ from mpretriever.cli.options import (
     QueryMaxLength,
 )
 from mpretriever.index.run import model_reference
+
+LAYOUT = "Server layout (of the collections this run creates; an embedded Qdrant ignores it)"
+
+
+class QuantizationChoice(str, Enum):
+    none = "none"
+    int8 = "int8"
+    binary = "binary"
 
 
 def index_command(
@@ -67,6 +77,27 @@ def index_command(
     qdrant_url: QdrantUrl = None,
     api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
     timeout: QdrantTimeout = DEFAULT_TIMEOUT_S,
+    shards: int | None = typer.Option(
+        None, min=1, rich_help_panel=LAYOUT, help="Shards to split the collection into (default: one per node)."
+    ),
+    replicas: int | None = typer.Option(
+        None, min=1, rich_help_panel=LAYOUT, help="Copies of each shard, on different nodes (default: 1)."
+    ),
+    on_disk: bool = typer.Option(
+        False, "--on-disk", rich_help_panel=LAYOUT, help="Keep the original vectors memory-mapped on disk, not in RAM."
+    ),
+    hnsw_m: int | None = typer.Option(
+        None, min=0, rich_help_panel=LAYOUT, help="Edges per node of the HNSW graph (default 16); 0: no graph."
+    ),
+    hnsw_ef_construct: int | None = typer.Option(
+        None, min=1, rich_help_panel=LAYOUT, help="Candidates considered while building the graph (default 100)."
+    ),
+    quantization: QuantizationChoice = typer.Option(
+        QuantizationChoice.none,
+        rich_help_panel=LAYOUT,
+        help="int8: scalar quantisation (4x smaller, in RAM); binary: 32x smaller, for 1,024+ dimensions. Searches "
+        "rescore with the original vectors.",
+    ),
 ) -> None:
     """Embed every passage of a corpus and write it to Qdrant, in the layout Haystack's QdrantDocumentStore reads.
 
@@ -75,7 +106,8 @@ def index_command(
     stored with the collection, so mpr search and the Haystack retriever embed queries the same way. The
     collection records the passage length (resuming with another is refused) and the query length its searches
     use unless they ask for another (--query-max-length here). It also records the backend and the corpus:
-    another backend, or another corpus without --allow-other-corpus, is refused.
+    another backend, or another corpus without --allow-other-corpus, is refused. The server layout options apply
+    to the collections the run creates, and are recorded in their manifest.
 
     Examples:
 
@@ -85,7 +117,7 @@ def index_command(
     """
     from mpretriever.data.beir import BeirDataset
     from mpretriever.data.resolve import resolve_dataset
-    from mpretriever.index import QdrantSettings, index_dataset
+    from mpretriever.index import CollectionLayout, QdrantSettings, index_dataset
     from mpretriever.model.bi_encoder import BiEncoder
 
     if alias is not None and collection is not None:
@@ -112,5 +144,13 @@ def index_command(
         workers=workers,
         console=console,
         alias=alias is not None,
+        layout=CollectionLayout(
+            shard_number=shards,
+            replication_factor=replicas,
+            on_disk=on_disk,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construct=hnsw_ef_construct,
+            quantization=quantization.value,
+        ),
     )
     console.print(outcome.summary(), highlight=False, markup=False)

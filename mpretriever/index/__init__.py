@@ -18,6 +18,7 @@ _EXPORTS = {
     "read_manifest": "mpretriever.index.collection",
     "QdrantSettings": "mpretriever.index.connection",
     "QdrantUnavailableError": "mpretriever.index.connection",
+    "CollectionLayout": "mpretriever.index.layout",
     "IndexStats": "mpretriever.index.indexer",
     "index_corpus": "mpretriever.index.indexer",
     "IndexOutcome": "mpretriever.index.run",

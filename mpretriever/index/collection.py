@@ -17,6 +17,7 @@ from haystack import Document
 from haystack_integrations.document_stores.qdrant.converters import convert_id
 from qdrant_client import QdrantClient, models
 
+from mpretriever.index.layout import layout_differs, recorded_layout
 from mpretriever.model.bi_encoder import BiEncoder
 
 logger = logging.getLogger(__name__)
@@ -130,8 +131,8 @@ def check_writable(
     client: QdrantClient, collection: str, expected: dict[str, Any], corpus: str | None, allow_other_corpus: bool
 ) -> None:
     """What :func:`check_compatible` checks for searching, and what writing more vectors into the collection also
-    needs: the same backend (an int8 and a float32 encoding of one model are different vectors) and, unless
-    ``allow_other_corpus``, the corpus that filled it."""
+    needs: the same backend (an int8 and a float32 encoding of one model are different vectors), the layout
+    ``expected`` asks for if any, and, unless ``allow_other_corpus``, the corpus that filled it."""
     check_compatible(client, collection, expected)
     stored = read_manifest(client, collection)
     if stored is None:
@@ -141,6 +142,12 @@ def check_writable(
         raise CollectionMismatchError(
             f"collection '{collection}' was encoded with the {stored_backend} backend, not {expected['backend']}: "
             f"index with --backend {stored_backend}, or behind an alias (--alias NAME)"
+        )
+    if layout_differs(stored, expected):
+        raise CollectionMismatchError(
+            f"collection '{collection}' was created with {recorded_layout(stored).describe()}, not "
+            f"{recorded_layout(expected).describe()}; a layout applies when a collection is created: index behind "
+            "an alias (--alias NAME) to build one with it"
         )
     corpora = stored.get(CORPORA_KEY) or []
     if corpus is not None and corpora and corpus not in corpora and not allow_other_corpus:
@@ -158,9 +165,9 @@ def ensure_collection(
     corpus: str | None = None,
     allow_other_corpus: bool = False,
 ) -> bool:
-    """Create the collection for ``manifest`` (or check, with :func:`check_writable`, that the existing one may
-    take more of ``corpus``'s vectors). ``corpus`` names the corpus to index; the manifest records it. Returns True
-    when the collection was created."""
+    """Create the collection for ``manifest``, in the layout it records (:mod:`mpretriever.index.layout`), or check,
+    with :func:`check_writable`, that the existing one may take more of ``corpus``'s vectors. ``corpus`` names the
+    corpus to index; the manifest records it. Returns True when the collection was created."""
     exists = client.collection_exists(collection)
     if exists and not recreate:
         check_writable(client, collection, manifest, corpus, allow_other_corpus)
@@ -171,9 +178,10 @@ def ensure_collection(
         return False
     if exists:
         client.delete_collection(collection)
+    layout = recorded_layout(manifest)
     client.create_collection(
         collection,
-        vectors_config=models.VectorParams(size=manifest["dimension"], distance=DISTANCES[manifest["similarity"]]),
+        **layout.create_arguments(manifest["dimension"], DISTANCES[manifest["similarity"]]),
         metadata={METADATA_KEY: {**manifest, CORPORA_KEY: [corpus] if corpus is not None else []}},
     )
     return True

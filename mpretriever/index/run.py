@@ -7,6 +7,7 @@ without loading torch or Haystack.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,10 @@ if TYPE_CHECKING:
 
     from mpretriever.index.connection import QdrantSettings
     from mpretriever.index.indexer import IndexStats
+    from mpretriever.index.layout import CollectionLayout
     from mpretriever.model.bi_encoder import BiEncoder
+
+logger = logging.getLogger(__name__)
 
 
 def model_reference(model: str | None) -> str:
@@ -96,6 +100,7 @@ def index_dataset(
     console: Console | None = None,
     show_progress: bool = True,
     alias: bool = False,
+    layout: CollectionLayout | None = None,
 ) -> IndexOutcome:
     """Index ``corpus`` (named ``corpus_name`` in the collection's manifest) into ``collection``.
 
@@ -103,6 +108,10 @@ def index_dataset(
     (:func:`~mpretriever.index.versions.choose_version`), which must then hold the whole corpus, and the alias
     moves to it atomically; ``recreate`` builds a new version aside. Without ``alias``, ``recreate`` is refused for
     an existing collection: emptying it would leave its readers with a partial index.
+
+    ``layout`` (shards, replicas, on-disk vectors, HNSW, quantisation) applies to a collection the run creates, and
+    its manifest records it; a collection built with another layout than the one asked for is refused, or with
+    ``alias``, replaced by a new version built with it. An embedded Qdrant ignores the layout.
 
     Refuses (:class:`~mpretriever.index.collection.CollectionMismatchError`) a collection built with another model,
     dimension or backend, or from another corpus unless ``allow_other_corpus``. ``sync`` deletes the points whose
@@ -116,11 +125,16 @@ def index_dataset(
         recorded_corpora,
     )
     from mpretriever.index.indexer import index_corpus, outdated_documents
+    from mpretriever.index.layout import with_layout
     from mpretriever.index.versions import alias_target, choose_version, switch_alias, version_manifest
 
+    if layout is not None and not layout.is_default() and not settings.url:
+        logger.warning("an embedded Qdrant ignores the layout (%s); the manifest records it", layout.describe())
     client = settings.connect()
     try:
         manifest = collection_manifest(encoder, model_name)
+        if layout is not None:
+            manifest = with_layout(manifest, layout)
         target = collection
         if alias:
             target = choose_version(client, collection, manifest, rebuild=recreate)

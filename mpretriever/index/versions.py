@@ -23,6 +23,7 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from mpretriever.index.collection import METADATA_KEY, read_manifest
+from mpretriever.index.layout import layout_differs
 
 ALIAS_FIELD = "alias"
 CREATED_FIELD = "created_at"
@@ -69,8 +70,13 @@ def real_collections(client: QdrantClient) -> list[str]:
 
 
 def same_vectors(stored: Mapping[str, Any] | None, manifest: Mapping[str, Any]) -> bool:
-    """Whether a collection whose manifest is ``stored`` holds the vectors ``manifest``'s model would write."""
-    return stored is not None and all(stored.get(key) == manifest.get(key) for key in SAME_VECTORS)
+    """Whether a collection whose manifest is ``stored`` holds the vectors ``manifest``'s model would write, in
+    the layout ``manifest`` asks for if it asks for one."""
+    return (
+        stored is not None
+        and all(stored.get(key) == manifest.get(key) for key in SAME_VECTORS)
+        and not layout_differs(stored, manifest)
+    )
 
 
 def versions(client: QdrantClient, alias: str) -> list[str]:

@@ -29,7 +29,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from rich.console import Console
 
 from mpretriever.data.beir import passage_text
-from mpretriever.index.collection import FINGERPRINT_FIELD, content_fingerprint, document_payload, point_id
+from mpretriever.index.collection import FINGERPRINT_FIELD, document_payload, point_id
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.encoding_pool import cpu_pool, default_workers
 from mpretriever.progress import task_progress
@@ -157,18 +157,44 @@ def delete_points_outside(client: QdrantClient, collection: str, kept: set[str])
     return len(outside)
 
 
+@dataclass(frozen=True)
+class ChunkPlan:
+    """What a chunk of the corpus needs: its point ids and payloads, and the offsets (into the chunk) of the
+    passages the collection lacks or holds with another title or text."""
+
+    ids: list[str]
+    payloads: list[dict[str, Any]]
+    to_embed: list[int]
+    updated: int  # of to_embed, those whose point exists with another fingerprint
+
+
+def plan_chunk(client: QdrantClient, collection: str, chunk: dict[str, list[Any]]) -> ChunkPlan:
+    """Compare a chunk of corpus rows (columns ``_id``, ``title``, ``text``) with what the collection stores."""
+    ids = [point_id(doc_id) for doc_id in chunk["_id"]]
+    stored = _stored_fingerprints(client, collection, ids)
+    payloads = [
+        document_payload(doc_id, title, text)
+        for doc_id, title, text in zip(chunk["_id"], chunk["title"], chunk["text"], strict=True)
+    ]
+    to_embed = [
+        offset
+        for offset, (pid, payload) in enumerate(zip(ids, payloads, strict=True))
+        if stored.get(pid, "") != payload[FINGERPRINT_FIELD]
+    ]
+    updated = sum(1 for offset in to_embed if ids[offset] in stored)
+    return ChunkPlan(ids=ids, payloads=payloads, to_embed=to_embed, updated=updated)
+
+
+def corpus_chunks(corpus: datasets.Dataset, chunk_size: int) -> Iterator[tuple[range, dict[str, list[Any]]]]:
+    """The corpus's rows in consecutive chunks, with their row numbers."""
+    for rows in _chunks(len(corpus), chunk_size):
+        yield rows, corpus[rows.start : rows.stop]
+
+
 def outdated_documents(client: QdrantClient, collection: str, corpus: datasets.Dataset, chunk_size: int = 2048) -> int:
     """How many passages of ``corpus`` the collection lacks, or holds with another title or text (0: it is
     complete)."""
-    outdated = 0
-    for rows in _chunks(len(corpus), chunk_size):
-        chunk = corpus[rows.start : rows.stop]
-        ids = [point_id(doc_id) for doc_id in chunk["_id"]]
-        stored = _stored_fingerprints(client, collection, ids)
-        for pid, title, text in zip(ids, chunk["title"], chunk["text"], strict=True):
-            if stored.get(pid, "") != content_fingerprint(title, text):
-                outdated += 1
-    return outdated
+    return sum(len(plan_chunk(client, collection, chunk).to_embed) for _, chunk in corpus_chunks(corpus, chunk_size))
 
 
 def index_corpus(
@@ -204,32 +230,21 @@ def index_corpus(
     ):
         task = progress.add_task("indexing", total=len(corpus))
         pending: Future[Any] | None = None
-        for rows in _chunks(len(corpus), chunk_size):
-            chunk = corpus[rows.start : rows.stop]
-            ids = [point_id(doc_id) for doc_id in chunk["_id"]]
+        for rows, chunk in corpus_chunks(corpus, chunk_size):
+            plan = plan_chunk(client, collection, chunk)
             if sync:
-                corpus_ids.update(ids)
-            stored = _stored_fingerprints(client, collection, ids)
-            payloads = [
-                document_payload(doc_id, title, text)
-                for doc_id, title, text in zip(chunk["_id"], chunk["title"], chunk["text"], strict=True)
-            ]
-            to_embed = [
-                offset
-                for offset, (pid, payload) in enumerate(zip(ids, payloads, strict=True))
-                if stored.get(pid, "") != payload[FINGERPRINT_FIELD]
-            ]
-            updated += sum(1 for offset in to_embed if ids[offset] in stored)
-            present += len(rows) - len(to_embed)
+                corpus_ids.update(plan.ids)
+            updated += plan.updated
+            present += len(rows) - len(plan.to_embed)
             points: list[models.PointStruct] = []
-            if to_embed:
-                texts = [passage_text(chunk["title"][i], chunk["text"][i]) for i in to_embed]
+            if plan.to_embed:
+                texts = [passage_text(chunk["title"][i], chunk["text"][i]) for i in plan.to_embed]
                 embeddings = encoder.encode(
                     texts, "passage", batch_size=batch_size, pool=pool, convert_to_numpy=True, show_progress_bar=False
                 )
                 points = [
-                    models.PointStruct(id=ids[offset], vector=vector.tolist(), payload=payloads[offset])
-                    for offset, vector in zip(to_embed, embeddings, strict=True)
+                    models.PointStruct(id=plan.ids[offset], vector=vector.tolist(), payload=plan.payloads[offset])
+                    for offset, vector in zip(plan.to_embed, embeddings, strict=True)
                 ]
             if pending is not None:
                 pending.result()

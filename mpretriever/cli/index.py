@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 
 import typer
@@ -109,15 +110,21 @@ def index_command(
     another backend, or another corpus without --allow-other-corpus, is refused. The server layout options apply
     to the collections the run creates, and are recorded in their manifest.
 
+    Under torchrun or accelerate launch, every process encodes its own shard of the corpus (a stable split by
+    document id); with a Qdrant server each writes its points itself, with an embedded Qdrant process 0 writes
+    them. The alias moves once every shard is complete.
+
     Examples:
 
       mpr index --data nfcorpus --model runs/nf-lsepair --collection nfcorpus-lsepair
       mpr index --data nfcorpus --model runs/nf-retrained --alias nfcorpus     # re-index aside, then switch
       mpr collections rollback nfcorpus                                         # back to the previous model
+      torchrun --nproc-per-node 4 -m mpretriever.cli index --data nfcorpus --alias nfcorpus --qdrant-url URL
     """
     from mpretriever.data.beir import BeirDataset
     from mpretriever.data.resolve import resolve_dataset
     from mpretriever.index import CollectionLayout, QdrantSettings, index_dataset
+    from mpretriever.index.sharded import process_device
     from mpretriever.model.bi_encoder import BiEncoder
 
     if alias is not None and collection is not None:
@@ -128,7 +135,11 @@ def index_command(
     if max_docs is not None:
         corpus = corpus.select(range(min(max_docs, len(corpus))))
     encoder = BiEncoder.from_pretrained(
-        model, backend=backend.value, query_max_length=query_max_length, passage_max_length=passage_max_length
+        model,
+        device=process_device(),
+        backend=backend.value,
+        query_max_length=query_max_length,
+        passage_max_length=passage_max_length,
     )
     outcome = index_dataset(
         encoder,
@@ -153,4 +164,5 @@ def index_command(
             quantization=quantization.value,
         ),
     )
-    console.print(outcome.summary(), highlight=False, markup=False)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, every process returns the same outcome
+        console.print(outcome.summary(), highlight=False, markup=False)

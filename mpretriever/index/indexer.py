@@ -134,7 +134,10 @@ def upsert_with_retry(client: QdrantClient, collection: str, points: list[models
             time.sleep(delay)
 
 
-def _write(client: QdrantClient, collection: str, points: list[models.PointStruct], max_bytes: int) -> None:
+def write_points(
+    client: QdrantClient, collection: str, points: list[models.PointStruct], max_bytes: int = MAX_REQUEST_BYTES
+) -> None:
+    """Upsert ``points`` in requests under ``max_bytes``, each retried on transient errors."""
     for batch in request_batches(points, max_bytes):
         upsert_with_retry(client, collection, batch)
 
@@ -248,7 +251,7 @@ def index_corpus(
                 ]
             if pending is not None:
                 pending.result()
-            pending = writer.submit(_write, client, collection, points, max_request_bytes) if points else None
+            pending = writer.submit(write_points, client, collection, points, max_request_bytes) if points else None
             written += len(points)
             progress.update(task, advance=len(rows))
         if pending is not None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import datasets
+    from qdrant_client import QdrantClient
     from rich.console import Console
 
     from mpretriever.index.connection import QdrantSettings
@@ -118,43 +119,27 @@ def index_dataset(
     documents are not in ``corpus``, and is refused for a collection that records other corpora (it would delete
     theirs).
     """
-    from mpretriever.index.collection import (
-        CollectionMismatchError,
-        collection_manifest,
-        ensure_collection,
-        recorded_corpora,
-    )
-    from mpretriever.index.indexer import index_corpus, outdated_documents
-    from mpretriever.index.layout import with_layout
-    from mpretriever.index.versions import alias_target, choose_version, switch_alias, version_manifest
+    from mpretriever.index.indexer import index_corpus
+    from mpretriever.index.sharded import index_sharded, launched_group
 
     if layout is not None and not layout.is_default() and not settings.url:
         logger.warning("an embedded Qdrant ignores the layout (%s); the manifest records it", layout.describe())
+    request = IndexRequest(
+        collection=collection,
+        corpus_name=corpus_name,
+        model_name=model_name,
+        alias=alias,
+        recreate=recreate,
+        sync=sync,
+        allow_other_corpus=allow_other_corpus,
+        layout=layout,
+    )
+    with launched_group() as group:
+        if group is not None:
+            return index_sharded(group, request, encoder, corpus, settings, batch_size, console, show_progress)
     client = settings.connect()
     try:
-        manifest = collection_manifest(encoder, model_name)
-        if layout is not None:
-            manifest = with_layout(manifest, layout)
-        target = collection
-        if alias:
-            target = choose_version(client, collection, manifest, rebuild=recreate)
-            if not client.collection_exists(target):
-                manifest = version_manifest(manifest, collection)
-        elif recreate and client.collection_exists(collection):
-            raise CollectionMismatchError(
-                f"--recreate would empty collection '{collection}' while it may be searched; index with --alias "
-                f"NAME to build a new collection aside and switch to it, or delete '{collection}' first "
-                "(mpr collections delete)"
-            )
-        if sync and client.collection_exists(target):
-            corpora = recorded_corpora(client, target)
-            others = [name for name in corpora if name != corpus_name]
-            if others and (corpus_name in corpora or allow_other_corpus):  # else refused below as another corpus
-                raise CollectionMismatchError(
-                    f"collection '{target}' also holds corpus {', '.join(others)}: --sync would delete its "
-                    "points; index without --sync, or into a new collection"
-                )
-        created = ensure_collection(client, target, manifest, corpus=corpus_name, allow_other_corpus=allow_other_corpus)
+        target, created = prepare_collection(client, encoder, request)
         stats = index_corpus(
             encoder,
             corpus,
@@ -166,23 +151,88 @@ def index_dataset(
             show_progress=show_progress,
             sync=sync,
         )
-        previous = None
-        if alias:
-            outdated = outdated_documents(client, target, corpus)
-            if outdated:
-                raise IncompleteIndexError(
-                    f"collection '{target}' lacks {outdated} of the corpus's {len(corpus)} passages (or holds them "
-                    f"with another text) after indexing; alias '{collection}' still serves "
-                    f"'{alias_target(client, collection)}'. Run mpr index again to complete it"
-                )
-            previous = switch_alias(client, collection, target)
+        previous = complete_collection(client, target, corpus, request)
     finally:
         client.close()
-    return IndexOutcome(
-        collection=target,
-        location=settings.location,
-        created=created,
-        stats=stats,
-        alias=collection if alias else None,
-        previous=previous,
+    return request.outcome(target, settings.location, created, stats, previous)
+
+
+@dataclass(frozen=True)
+class IndexRequest:
+    """What an indexing run was asked to do, as :func:`index_dataset` takes it."""
+
+    collection: str  # the collection, or with ``alias`` the alias
+    corpus_name: str
+    model_name: str
+    alias: bool = False
+    recreate: bool = False
+    sync: bool = False
+    allow_other_corpus: bool = False
+    layout: CollectionLayout | None = None
+
+    def outcome(
+        self, target: str, location: str, created: bool, stats: IndexStats, previous: str | None
+    ) -> IndexOutcome:
+        alias = self.collection if self.alias else None
+        return IndexOutcome(target, location, created, stats, alias=alias, previous=previous)
+
+
+def prepare_collection(client: QdrantClient, encoder: BiEncoder, request: IndexRequest) -> tuple[str, bool]:
+    """The collection to write into (a version of the alias, or the collection), created or checked as
+    :func:`index_dataset` describes; returns its name and whether it was created."""
+    from mpretriever.index.collection import (
+        CollectionMismatchError,
+        collection_manifest,
+        ensure_collection,
+        recorded_corpora,
     )
+    from mpretriever.index.layout import with_layout
+    from mpretriever.index.versions import choose_version, version_manifest
+
+    collection, corpus_name = request.collection, request.corpus_name
+    manifest = collection_manifest(encoder, request.model_name)
+    if request.layout is not None:
+        manifest = with_layout(manifest, request.layout)
+    target = collection
+    if request.alias:
+        target = choose_version(client, collection, manifest, rebuild=request.recreate)
+        if not client.collection_exists(target):
+            manifest = version_manifest(manifest, collection)
+    elif request.recreate and client.collection_exists(collection):
+        raise CollectionMismatchError(
+            f"--recreate would empty collection '{collection}' while it may be searched; index with --alias "
+            f"NAME to build a new collection aside and switch to it, or delete '{collection}' first "
+            "(mpr collections delete)"
+        )
+    if request.sync and client.collection_exists(target):
+        corpora = recorded_corpora(client, target)
+        others = [name for name in corpora if name != corpus_name]
+        if others and (corpus_name in corpora or request.allow_other_corpus):  # else refused as another corpus
+            raise CollectionMismatchError(
+                f"collection '{target}' also holds corpus {', '.join(others)}: --sync would delete its "
+                "points; index without --sync, or into a new collection"
+            )
+    created = ensure_collection(
+        client, target, manifest, corpus=corpus_name, allow_other_corpus=request.allow_other_corpus
+    )
+    return target, created
+
+
+def complete_collection(
+    client: QdrantClient, target: str, corpus: datasets.Dataset, request: IndexRequest
+) -> str | None:
+    """With an alias: check that ``target`` holds the whole corpus, then point the alias at it; returns the
+    collection the alias pointed at before (``None`` without an alias, or when it pointed at nothing)."""
+    from mpretriever.index.indexer import outdated_documents
+    from mpretriever.index.versions import alias_target, switch_alias
+
+    if not request.alias:
+        return None
+    outdated = outdated_documents(client, target, corpus)
+    if outdated:
+        raise IncompleteIndexError(
+            f"collection '{target}' lacks {outdated} of the corpus's {len(corpus)} passages (or holds them "
+            f"with another text) after indexing; alias '{request.collection}' still serves "
+            f"'{alias_target(client, request.collection)}'. Run mpr index again to complete it"
+        )
+    return switch_alias(client, request.collection, target)

@@ -190,7 +190,7 @@ def test_an_interrupted_build_resumes_and_the_alias_moves_only_when_complete(
 
 def test_an_incomplete_version_never_takes_the_alias(first, second, corpus, settings, monkeypatch) -> None:
     one = _index(first, corpus, settings)
-    monkeypatch.setattr(indexer_module, "_write", lambda *args, **kwargs: None)  # points lost on the way
+    monkeypatch.setattr(indexer_module, "write_points", lambda *args, **kwargs: None)  # points lost on the way
     with pytest.raises(IncompleteIndexError, match="lacks 60 of the corpus's 60 passages"):
         _index(second, corpus, settings)
     client = settings.connect()

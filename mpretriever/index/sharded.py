@@ -121,15 +121,19 @@ def index_sharded(
     batch_size: int = 64,
     console: Console | None = None,
     show_progress: bool = True,
+    each_process_writes: bool | None = None,
 ) -> IndexOutcome:
     """:func:`~mpretriever.index.run.index_dataset` from every process of ``group`` (see the module docstring);
-    every process returns the same outcome. Each process encodes with one process of its own (no pool)."""
+    every process returns the same outcome. Each process encodes with one process of its own (no pool).
+
+    ``each_process_writes``: whether every process writes its own points (default: with a Qdrant server) or
+    process 0 writes them all (default: with an embedded Qdrant, which one process may open)."""
     import torch.distributed as dist
 
     from mpretriever.index.indexer import IndexStats, delete_points_outside, index_corpus
     from mpretriever.index.run import complete_collection, prepare_collection
 
-    embedded = settings.url is None
+    embedded = settings.url is None if each_process_writes is None else not each_process_writes
     client = settings.connect() if group.is_main or not embedded else None
     progress = show_progress and group.is_main
     try:

@@ -106,3 +106,30 @@ def test_a_run_that_loses_a_process_completes_when_run_again(
     summary = " ".join(rerun.stderr.split())
     assert f"{60 - partial} written, {partial} already present, 60 points in the collection" in summary, summary
     assert _points(qdrant, version).keys() == one_process.keys()
+
+
+def test_each_process_writes_its_own_shard(
+    tiny_run: Path, tiny_beir: Path, tmp_path: Path, one_process: dict[str, np.ndarray]
+) -> None:
+    """The path of a Qdrant server (every process writes its own points), in a group of one process: no server
+    runs here, and an embedded Qdrant admits one process."""
+    import torch.distributed as dist
+
+    from mpretriever.index.run import IndexRequest
+    from mpretriever.index.sharded import ProcessGroup, index_sharded
+
+    qdrant = QdrantSettings(path=str(tmp_path / "each"))
+    request = IndexRequest(collection="docs", corpus_name="tiny", model_name=str(tiny_run), alias=True, sync=True)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        outcome = index_sharded(
+            ProcessGroup(rank=0, world_size=1), request, BiEncoder.from_pretrained(tiny_run),
+            BeirDataset(tiny_beir).corpus, qdrant, show_progress=False, each_process_writes=True,
+        )  # fmt: skip
+    finally:
+        dist.destroy_process_group()
+    assert outcome.switched and outcome.stats.written == 60 and outcome.stats.points_in_collection == 60
+    written = _points(tmp_path / "each", outcome.collection)
+    assert written.keys() == one_process.keys()
+    for doc_id, vector in one_process.items():
+        np.testing.assert_allclose(written[doc_id], vector, atol=1e-5)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +20,9 @@ from mpretriever.cli.options import (
     QdrantUrl,
 )
 
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
 collections_app = typer.Typer(
     help="Versioned collections behind aliases (mpr index --alias NAME): list them, roll an alias back to the "
     "collection it served before, delete old versions.",
@@ -23,11 +30,17 @@ collections_app = typer.Typer(
 )
 
 
-def _connect(qdrant_path: str, qdrant_url: str | None, api_key_env: str, timeout: int):  # type: ignore[no-untyped-def]
+@contextmanager
+def _connected(qdrant_path: str, qdrant_url: str | None, api_key_env: str, timeout: int) -> Iterator[QdrantClient]:
+    """A client of the Qdrant the options name (an embedded directory must exist), closed afterwards."""
     from mpretriever.index.connection import QdrantSettings
 
     settings = QdrantSettings.from_env(path=qdrant_path, url=qdrant_url, api_key_env=api_key_env, timeout=timeout)
-    return settings.connect(must_exist=True)
+    client = settings.connect(must_exist=True)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @collections_app.command("list")
@@ -40,11 +53,8 @@ def list_command(
     """Every collection: the aliases serving it, the alias it was built for, its model, points and creation time."""
     from mpretriever.index.versions import describe
 
-    client = _connect(qdrant_path, qdrant_url, api_key_env, timeout)
-    try:
+    with _connected(qdrant_path, qdrant_url, api_key_env, timeout) as client:
         described = describe(client)
-    finally:
-        client.close()
     table = Table("collection", "served by", "built for", "points", "model", "fingerprint", "created")
     for info in described:
         table.add_row(
@@ -71,11 +81,8 @@ def rollback_command(
     rollback goes one further back."""
     from mpretriever.index.versions import rollback
 
-    client = _connect(qdrant_path, qdrant_url, api_key_env, timeout)
-    try:
+    with _connected(qdrant_path, qdrant_url, api_key_env, timeout) as client:
         served, previous = rollback(client, alias)
-    finally:
-        client.close()
     Console(stderr=True).print(f"alias '{alias}' now serves '{previous}' (it served '{served}')", highlight=False)
 
 
@@ -92,11 +99,8 @@ def prune_command(
     rollback returns to, as a rule)."""
     from mpretriever.index.versions import prune
 
-    client = _connect(qdrant_path, qdrant_url, api_key_env, timeout)
-    try:
+    with _connected(qdrant_path, qdrant_url, api_key_env, timeout) as client:
         deleted = prune(client, alias, keep)
-    finally:
-        client.close()
     Console(stderr=True).print(
         f"deleted {len(deleted)} collections of '{alias}'" + (f": {', '.join(deleted)}" if deleted else ""),
         highlight=False,
@@ -114,9 +118,6 @@ def delete_command(
     """Delete COLLECTION; refused while an alias points at it."""
     from mpretriever.index.versions import delete
 
-    client = _connect(qdrant_path, qdrant_url, api_key_env, timeout)
-    try:
+    with _connected(qdrant_path, qdrant_url, api_key_env, timeout) as client:
         delete(client, collection)
-    finally:
-        client.close()
     Console(stderr=True).print(f"deleted collection '{collection}'", highlight=False)

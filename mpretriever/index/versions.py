@@ -79,14 +79,19 @@ def same_vectors(stored: Mapping[str, Any] | None, manifest: Mapping[str, Any]) 
     )
 
 
-def versions(client: QdrantClient, alias: str) -> list[str]:
-    """The collections built for ``alias``, oldest first."""
+def _version_manifests(client: QdrantClient, alias: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The manifests of the collections among ``names`` built for ``alias``, oldest first."""
     built = []
-    for name in real_collections(client):
+    for name in names:
         manifest = read_manifest(client, name) or {}
         if manifest.get(ALIAS_FIELD) == alias:
-            built.append((str(manifest.get(CREATED_FIELD) or ""), name))
-    return [name for _, name in sorted(built)]
+            built.append((str(manifest.get(CREATED_FIELD) or ""), name, manifest))
+    return {name: manifest for _, name, manifest in sorted(built, key=lambda item: item[:2])}
+
+
+def versions(client: QdrantClient, alias: str) -> list[str]:
+    """The collections built for ``alias``, oldest first."""
+    return list(_version_manifests(client, alias, real_collections(client)))
 
 
 def choose_version(client: QdrantClient, alias: str, manifest: Mapping[str, Any], rebuild: bool = False) -> str:
@@ -95,7 +100,8 @@ def choose_version(client: QdrantClient, alias: str, manifest: Mapping[str, Any]
     The served collection itself when ``manifest``'s model filled it (an incremental update), else a version of
     the same model that is not served (an interrupted build, resumed), else a new name. ``rebuild`` always gives a
     new, empty version."""
-    if alias in real_collections(client):
+    names = real_collections(client)
+    if alias in names:
         raise AliasError(
             f"'{alias}' is a collection, not an alias: choose another --alias (e.g. {alias}-live), index into it, "
             f"then point your readers at that alias and delete '{alias}' with mpr collections delete"
@@ -104,13 +110,14 @@ def choose_version(client: QdrantClient, alias: str, manifest: Mapping[str, Any]
     if not rebuild:
         if served is not None and same_vectors(read_manifest(client, served), manifest):
             return served
-        for name in reversed(versions(client, alias)):
-            if name != served and same_vectors(read_manifest(client, name), manifest):
+        built = _version_manifests(client, alias, names)
+        for name in reversed(built):
+            if name != served and same_vectors(built[name], manifest):
                 return name
     base = f"{alias}-{str(manifest['fingerprint'])[:FINGERPRINT_CHARS]}"
     if manifest.get("backend", "torch") != "torch":
         base += f"-{manifest['backend']}"
-    taken = set(real_collections(client))
+    taken = set(names)
     if base not in taken:
         return base
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -181,11 +188,12 @@ def prune(client: QdrantClient, alias: str, keep: int) -> list[str]:
 
 def delete(client: QdrantClient, collection: str) -> None:
     """Delete a collection no alias points at."""
-    if collection in aliases(client):
+    pointing = aliases(client)
+    if collection in pointing:
         raise AliasError(f"'{collection}' is an alias; delete the collections behind it, or prune them")
     if collection not in real_collections(client):
         raise AliasError(f"there is no collection '{collection}'")
-    serving = sorted(alias for alias, target in aliases(client).items() if target == collection)
+    serving = sorted(alias for alias, target in pointing.items() if target == collection)
     if serving:
         raise AliasError(
             f"alias {', '.join(serving)} points at '{collection}': switch or roll it back before deleting it"

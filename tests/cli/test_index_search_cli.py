@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from mpretriever.index import QdrantSettings
+from mpretriever.model import BiEncoder
 from tests.cli.test_cli import run_cli
 from tests.conftest import REPO_ROOT, write_jsonl
 
@@ -88,6 +89,29 @@ def test_index_behind_an_alias_then_switch_and_roll_back(
     listing = ["collections", "list", "--qdrant-path", qdrant]
     code, out, _ = run_cli(listing, capsys, monkeypatch)
     assert code == 0 and out.count("docs-") == 2 and "60" in out
+    code, out, err = run_cli(
+        ["search", "cancer", "--collection", "docs", "--qdrant-path", qdrant, "--top-k", "3"], capsys, monkeypatch
+    )
+    assert code == 0 and "'docs'" in out, err
+    evaluation, mined = tmp_path / "eval", tmp_path / "mined.jsonl"
+    code, _, err = run_cli(
+        ["eval", "--data", str(tiny_beir), "--split", "test", "--collection", "docs", "--qdrant-path", qdrant,
+         "--output", str(evaluation)],
+        capsys,
+        monkeypatch,
+    )  # fmt: skip
+    assert code == 0, err
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    second = BiEncoder.from_pretrained(tiny_model_dir).fingerprint()  # the model the alias serves now
+    assert metrics["collection"] == "docs" and metrics["model_fingerprint"] == second
+    code, _, err = run_cli(
+        ["mine", "--data", str(tiny_beir), "--method", "dense", "--collection", "docs", "--qdrant-path", qdrant,
+         "--output", str(mined)],
+        capsys,
+        monkeypatch,
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(mined.read_text().splitlines()) == 12  # every training query, mined through the alias
     code, _, err = run_cli(["collections", "rollback", "docs", "--qdrant-path", qdrant], capsys, monkeypatch)
     assert code == 0 and "now serves" in err
     code, _, err = run_cli(["collections", "rollback", "docs", "--qdrant-path", qdrant], capsys, monkeypatch)

@@ -159,6 +159,7 @@ class EvalReport:
     sampled: bool
     results: list[ModeResult]
     collection: str | None = None
+    served_collection: str | None = None  # the collection searched: ``collection``, or the one its alias serves
     query_max_length: int | None = None
     corpus_documents: int = 0
     embeddings: str | None = None
@@ -190,6 +191,7 @@ class EvalReport:
             "split": self.split,
             "search_modes": [r.mode for r in self.results],
             "collection": self.collection,
+            "served_collection": self.served_collection,
             "top_k": self.top_k,
             "measures": {m.label: m.describe() for m in self.measures},
             "relevance_level": RELEVANCE_LEVEL,
@@ -320,10 +322,10 @@ def search_qdrant(
     query_ids: Sequence[str],
     progress: Progress,
     timings: dict[str, float],
-) -> tuple[dict[str, list[Hit]], int]:
+) -> tuple[dict[str, list[Hit]], int, str | None]:
     """Rank ``query_ids`` through the collection with :class:`~mpretriever.haystack.MPRetriever`, which embeds
-    each query with ``model`` and refuses a collection indexed with another one. Returns the run and the query
-    length used."""
+    each query with ``model`` and refuses a collection indexed with another one. Returns the run, the query
+    length used and the collection searched (the one an alias pointed at when the search began)."""
     from haystack.utils import Secret
 
     from mpretriever.haystack.retriever import MPRetriever
@@ -354,10 +356,11 @@ def search_qdrant(
                 run[query_id] = trec_order([(str(d.id), float(d.score or 0.0)) for d in documents])
                 progress.update(task, advance=1)
         query_max_length = encoder.config.query_max_length
+        served = retriever.served_collection
     finally:
         retriever.close()
     timings["search_qdrant"] = time.perf_counter() - started
-    return run, query_max_length
+    return run, query_max_length, served
 
 
 def evaluate_retrieval(
@@ -409,7 +412,7 @@ def evaluate_retrieval(
             if mode == "exact":
                 runs[mode], encoder_info = search_exact(config, model, dataset, query_ids, progress, timings, lengths)
             else:
-                runs[mode], encoder_info["query_max_length"] = search_qdrant(
+                runs[mode], encoder_info["query_max_length"], encoder_info["served_collection"] = search_qdrant(
                     config, model, dataset.queries, query_ids, progress, timings
                 )
 
@@ -437,6 +440,7 @@ def evaluate_retrieval(
         sampled=sampled,
         results=results,
         collection=config.collection,
+        served_collection=encoder_info.get("served_collection"),
         query_max_length=encoder_info.get("query_max_length"),
         corpus_documents=len(dataset.corpus),
         embeddings=encoder_info.get("embeddings"),

@@ -104,6 +104,7 @@ def test_index_behind_an_alias_then_switch_and_roll_back(
     metrics = json.loads((evaluation / "metrics.json").read_text())
     second = BiEncoder.from_pretrained(tiny_model_dir).fingerprint()  # the model the alias serves now
     assert metrics["collection"] == "docs" and metrics["model_fingerprint"] == second
+    assert metrics["served_collection"] == f"docs-{second[:12]}"  # which version was evaluated
     code, _, err = run_cli(
         ["mine", "--data", str(tiny_beir), "--method", "dense", "--collection", "docs", "--qdrant-path", qdrant,
          "--output", str(mined)],

@@ -50,12 +50,13 @@ def list_command(
     api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
     timeout: QdrantTimeout = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Every collection: the aliases serving it, the alias it was built for, its model, points and creation time."""
+    """Every collection: the aliases serving it, the alias it was built for, its model, points, creation time and
+    server layout (when not Qdrant's default)."""
     from mpretriever.index.versions import describe
 
     with _connected(qdrant_path, qdrant_url, api_key_env, timeout) as client:
         described = describe(client)
-    table = Table("collection", "served by", "built for", "points", "model", "fingerprint", "created")
+    table = Table("collection", "served by", "built for", "points", "model", "fingerprint", "created", "layout")
     for info in described:
         table.add_row(
             info.name,
@@ -65,6 +66,7 @@ def list_command(
             info.model or "-",
             (info.fingerprint or "-")[:12],
             info.created_at or "-",
+            info.layout or "-",
         )
     Console().print(table)
 

@@ -23,7 +23,7 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from mpretriever.index.collection import METADATA_KEY, read_manifest
-from mpretriever.index.layout import layout_differs
+from mpretriever.index.layout import LAYOUT_FIELD, layout_differs, recorded_layout
 
 ALIAS_FIELD = "alias"
 CREATED_FIELD = "created_at"
@@ -49,6 +49,7 @@ class CollectionInfo:
     created_at: str | None
     alias: str | None  # the alias it was built for
     served_by: tuple[str, ...]  # the aliases that point at it now
+    layout: str | None = None  # the server layout it was created with, when not Qdrant's default
 
 
 def now() -> str:
@@ -218,6 +219,7 @@ def describe(client: QdrantClient) -> list[CollectionInfo]:
                 created_at=manifest.get(CREATED_FIELD),
                 alias=manifest.get(ALIAS_FIELD),
                 served_by=tuple(sorted(served.get(name, []))),
+                layout=recorded_layout(manifest).describe() if manifest.get(LAYOUT_FIELD) else None,
             )
         )
     return described

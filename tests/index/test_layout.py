@@ -12,6 +12,7 @@ from qdrant_client import QdrantClient, models
 from mpretriever.data import BeirDataset
 from mpretriever.index import CollectionLayout, CollectionMismatchError, QdrantSettings, index_dataset, read_manifest
 from mpretriever.index.layout import layout_differs, recorded_layout
+from mpretriever.index.versions import describe
 from mpretriever.model import BiEncoder
 from tests.cli.test_cli import run_cli
 
@@ -115,6 +116,8 @@ def test_another_layout_behind_an_alias_is_a_new_version(tiny_run: Path, tiny_be
     try:
         assert read_manifest(client, "docs")["layout"] == {"quantization": "int8"}
         assert "layout" not in read_manifest(client, first.collection)  # manifests as before layouts existed
+        layouts = {info.name: info.layout for info in describe(client)}
+        assert layouts == {first.collection: None, quantised.collection: "quantization=int8"}
     finally:
         client.close()
 

@@ -15,18 +15,27 @@ several queries (``<digest>-2``, ``-3``...), one per line, as the file has them,
   :attr:`FlagEmbeddingData.scores`, as ``neg_scores`` are, for objectives that use them.
 - A negative that is also a positive of its query is left out of its negatives (and counted).
 - A line without a positive is skipped and counted; every other problem is a :class:`DataFormatError` at its line.
+
+:func:`beir_directory` writes what a file holds as a BEIR dataset (corpus, queries, the ``train`` qrels, and the
+negatives in ``mpr mine``'s format) into the cache, once per content of the file, so that ``--data FILE.jsonl``
+works wherever a BEIR dataset does.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpretriever.cache import cache_dir
 from mpretriever.data.beir import Judgement, Qrels
 from mpretriever.data.errors import DataFormatError, warn_skipped
 from mpretriever.data.text_files import numbered_records
@@ -34,6 +43,11 @@ from mpretriever.data.text_files import numbered_records
 logger = logging.getLogger(__name__)
 
 ID_CHARS = 16
+SUFFIXES = (".jsonl", ".jsonl.gz")
+SPLIT = "train"
+NEGATIVES_FILE = "negatives.jsonl"
+SCORES_FILE = "scores.json"
+SOURCE_FILE = "source.json"
 SOURCE = "human"  # the labels of a training file are the user's, as a BEIR split's are
 
 
@@ -173,3 +187,76 @@ def read_flagembedding(path: str | Path) -> FlagEmbeddingData:
     if not data.queries:
         raise DataFormatError(path, "no line has a positive passage: nothing to train on")
     return data
+
+
+def is_flagembedding_file(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(SUFFIXES)
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def beir_directory(path: str | Path, cache: Path | None = None) -> Path:
+    """The BEIR-layout directory of a FlagEmbedding file: ``corpus.jsonl``, ``queries.jsonl``,
+    ``qrels/train.tsv`` (the positives and their grades), ``negatives.jsonl`` (each query's negatives, for
+    ``mpr train --negatives``, which uses it by default), ``scores.json`` (teacher scores, if any) and
+    ``source.json`` (the file and what was skipped). Built once per content of the file (a digest names the
+    directory), atomically; ``cache`` defaults to ``$MPR_CACHE_DIR/datasets/flagembedding``."""
+    path = Path(path)
+    root = cache or cache_dir("datasets", "flagembedding")
+    name = path.name.removesuffix(".gz").removesuffix(".jsonl")
+    directory = root / f"{name}-{_digest(path)}"
+    if (directory / SOURCE_FILE).is_file():
+        return directory
+    data = read_flagembedding(path)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{directory.name}."))
+    try:
+        _write_jsonl(staging / "corpus.jsonl", [{"_id": d, "title": "", "text": t} for d, t in data.corpus.items()])
+        _write_jsonl(staging / "queries.jsonl", [{"_id": q, "text": t} for q, t in data.queries.items()])
+        (staging / "qrels").mkdir()
+        rows = [f"{q}\t{d}\t{j.grade}" for q, judged in data.qrels.items() for d, j in judged.items()]
+        (staging / "qrels" / f"{SPLIT}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
+        negatives = [{"query_id": q, "negatives": n} for q, n in data.negatives.items() if n]
+        _write_jsonl(staging / NEGATIVES_FILE, negatives)
+        if data.scores:
+            (staging / SCORES_FILE).write_text(json.dumps(data.scores, indent=1, sort_keys=True) + "\n")
+        source = {
+            "source": str(path.resolve()),
+            "format": "flagembedding",
+            "queries": len(data.queries),
+            "passages": len(data.corpus),
+            "skipped_without_positive": data.skipped_without_positive,
+            "repeated_queries": data.repeated_queries,
+            "negatives_that_are_positives": data.negatives_that_are_positives,
+            "prompts": len(data.prompts),
+        }
+        (staging / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+        try:
+            os.replace(staging, directory)
+        except OSError:  # another process built it meanwhile: the same content
+            if not (directory / SOURCE_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if data.prompts:
+        logger.warning("%s: %d queries carry a prompt, which training does not use yet", path, len(data.prompts))
+    return directory
+
+
+def default_negatives(directory: Path) -> Path | None:
+    """The negatives file of a dataset converted from a FlagEmbedding file, if it has any."""
+    negatives = directory / NEGATIVES_FILE
+    converted = (directory / SOURCE_FILE).is_file()
+    return negatives if converted and negatives.is_file() and negatives.stat().st_size > 0 else None

@@ -19,6 +19,7 @@ from pathlib import Path
 from mpretriever.cache import cache_dir as mpretriever_cache_dir
 from mpretriever.data.beir import JSONL_SUFFIXES
 from mpretriever.data.errors import DataFormatError
+from mpretriever.data.flagembedding import beir_directory, is_flagembedding_file
 from mpretriever.data.text_files import find_existing
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,11 @@ def is_dataset_dir(path: Path) -> bool:
 
 
 def resolve_dataset(name_or_path: str | Path, cache_dir: Path | None = None, download: bool = True) -> Path:
-    """Return the directory of a BEIR-layout dataset given its path or its name."""
+    """Return the directory of a BEIR-layout dataset given its path or its name; a FlagEmbedding JSON-lines file
+    (``.jsonl``, ``.jsonl.gz``) gives the BEIR directory it converts to (:mod:`mpretriever.data.flagembedding`)."""
     candidate = Path(name_or_path).expanduser()
+    if is_flagembedding_file(candidate):
+        return beir_directory(candidate)
     if candidate.exists():
         if not is_dataset_dir(candidate):
             raise DataFormatError(candidate, "not a BEIR dataset directory (no corpus.jsonl or corpus.jsonl.gz)")

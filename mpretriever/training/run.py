@@ -27,6 +27,7 @@ from mpretriever.data.examples import (
     merge_qrels,
     strongest_judgements,
 )
+from mpretriever.data.flagembedding import default_negatives
 from mpretriever.data.groups import GroupBuilder, IndexedExample
 from mpretriever.data.negatives import load_negatives
 from mpretriever.data.resolve import resolve_dataset
@@ -305,11 +306,17 @@ def training_qrels(config: TrainConfig, dataset: BeirDataset) -> list[Qrels]:
     return qrels
 
 
+def negatives_file(config: TrainConfig, dataset: BeirDataset) -> Path | None:
+    """``--negatives``, or else the negatives a FlagEmbedding file gave (its ``neg`` lists)."""
+    return config.negatives or default_negatives(dataset.root)
+
+
 def load_training_examples(
     config: TrainConfig, dataset: BeirDataset, held_out: Collection[str] = ()
 ) -> list[TrainingExample]:
     """The training examples of the run, without the ``held_out`` dev queries."""
-    negatives = load_negatives(config.negatives, dataset.queries, dataset.doc_index) if config.negatives else None
+    negatives_path = negatives_file(config, dataset)
+    negatives = load_negatives(negatives_path, dataset.queries, dataset.doc_index) if negatives_path else None
     label_filter = _label_filter(config)
     examples = build_examples(dataset.queries, merge_qrels(training_qrels(config, dataset)), label_filter, negatives)
     if held_out:
@@ -450,7 +457,7 @@ def train(
     hyperparameters = {key: value for key, value in config.options().items() if key not in recorded_elsewhere}
     hyperparameters.update(
         temperature=temperature,
-        negatives=str(config.negatives) if config.negatives else None,
+        negatives=str(used) if (used := negatives_file(config, dataset)) else None,
         world_size=arguments.world_size,
     )
     manifest_fields: dict[str, Any] = {

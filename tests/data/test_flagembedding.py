@@ -140,3 +140,65 @@ def test_a_file_without_any_positive_is_refused(tmp_path: Path) -> None:
         read_flagembedding(path)
     with pytest.raises(DataFormatError, match="no such file"):
         read_flagembedding(tmp_path / "missing.jsonl")
+
+
+def _tiny_flagembedding(path: Path) -> Path:
+    from tests.conftest import TINY_WORDS
+
+    rng = random.Random(11)
+    records = []
+    for _ in range(10):
+        topic = rng.sample(TINY_WORDS[8:], 3)
+        records.append(
+            {
+                "query": " ".join(topic),
+                "pos": [" ".join(topic + rng.sample(TINY_WORDS, 3)) for _ in range(3)],
+                "pos_scores": [3, 2, 1],
+                "neg": [" ".join(rng.sample(TINY_WORDS, 6)) for _ in range(2)],
+            }
+        )
+    return write_jsonl(path, records)
+
+
+def test_the_file_becomes_a_cached_beir_directory(tmp_path: Path, monkeypatch) -> None:
+    from mpretriever.data import BeirDataset, resolve_dataset
+    from mpretriever.data.flagembedding import default_negatives
+    from mpretriever.data.negatives import load_negatives
+
+    monkeypatch.setenv("MPR_CACHE_DIR", str(tmp_path / "cache"))
+    path = _tiny_flagembedding(tmp_path / "tiny.jsonl")
+    directory = resolve_dataset(path)
+    assert directory.parent == tmp_path / "cache" / "datasets" / "flagembedding"
+    data, dataset = read_flagembedding(path), BeirDataset(directory)
+    assert len(dataset.corpus) == len(data.corpus) and dataset.queries == data.queries
+    qrels = dataset.qrels("train")
+    assert {q: {d: j.grade for d, j in judged.items()} for q, judged in qrels.items()} == {
+        q: {d: j.grade for d, j in judged.items()} for q, judged in data.qrels.items()
+    }
+    negatives = load_negatives(default_negatives(directory), dataset.queries, dataset.doc_index)
+    assert negatives == {q: n for q, n in data.negatives.items() if n}
+    written = (directory / "corpus.jsonl").stat().st_mtime_ns
+    assert resolve_dataset(path) == directory and (directory / "corpus.jsonl").stat().st_mtime_ns == written
+    with path.open("a", encoding="utf-8") as handle:  # another content: another directory, the first one kept
+        handle.write(json.dumps({"query": "new", "pos": ["new passage"]}) + "\n")
+    assert resolve_dataset(path) != directory and directory.is_dir()
+    assert default_negatives(SHARED_DATA / "nfcorpus") is None  # a BEIR dataset's own directory has none
+
+
+def test_mpr_train_takes_a_flagembedding_file_and_its_negatives(
+    tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from mpretriever.model.manifest import RunManifest
+    from tests.cli.test_cli import run_cli
+
+    monkeypatch.setenv("MPR_CACHE_DIR", str(tmp_path / "cache"))
+    path = _tiny_flagembedding(tmp_path / "tiny.jsonl")
+    arguments = [
+        "train", "--data", str(path), "--model", str(tiny_model_dir), "--output", str(tmp_path / "run"),
+        "--max-steps", "2", "--per-device-train-batch-size", "4", "--group-size", "3", "--min-grade", "2",
+    ]  # fmt: skip
+    code, _, err = run_cli(arguments, capsys, monkeypatch)
+    assert code == 0, err
+    manifest = RunManifest.load(tmp_path / "run")
+    assert manifest.hyperparameters["negatives"].endswith("negatives.jsonl")
+    assert manifest.hyperparameters["global_steps"] == 2

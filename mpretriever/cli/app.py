@@ -13,6 +13,7 @@ from mpretriever import __version__
 from mpretriever.cli.annotate import annotate_command
 from mpretriever.cli.collections import collections_app
 from mpretriever.cli.eval import eval_command
+from mpretriever.cli.export import export_command
 from mpretriever.cli.index import index_command
 from mpretriever.cli.mine import mine_command
 from mpretriever.cli.pipeline import pipeline_app
@@ -47,6 +48,7 @@ app.command("eval", no_args_is_help=True)(eval_command)
 app.command("quickstart")(quickstart_command)
 app.command("serve")(serve_command)
 app.command("study", no_args_is_help=True)(study_command)
+app.command("export", no_args_is_help=True)(export_command)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(collections_app, name="collections")
 

@@ -86,7 +86,8 @@ def train_command(
         "--data",
         help="BEIR-layout dataset directory, or a BEIR name (nfcorpus, "
         "scifact, ...) looked up in the cache, then $MPR_DATA_MIRROR, then downloaded; or a FlagEmbedding JSON-lines "
-        'file ({"query", "pos", "neg"} per line: split train, its negatives used unless --negatives).',
+        'file ({"query", "pos", "neg"} per line: split train, its negatives used unless --negatives); or a Hugging '
+        "Face dataset: hf:ORG/NAME, hf:SAVED_DIR or hf:FILE.parquet, then optionally @SPLIT and #query=COL,pos=COL.",
         rich_help_panel=DATA,
     ),
     output: Path = typer.Option(

@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,10 +123,16 @@ def read_flagembedding(path: str | Path) -> FlagEmbeddingData:
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, "no such file")
+    return read_records(path, numbered_records(path))
+
+
+def read_records(path: Path, records: Iterable[tuple[int, dict[str, Any]]]) -> FlagEmbeddingData:
+    """Read numbered records in FlagEmbedding's layout; errors name ``path`` and the record's number (a file's
+    line, a dataset's row)."""
     data = FlagEmbeddingData(path=path)
     seen: Counter[str] = Counter()
     without_positive: list[tuple[int, str]] = []
-    for number, record in numbered_records(path):
+    for number, record in records:
         query = record.get("query")
         if not isinstance(query, str) or not query.strip():
             raise DataFormatError(path, "'query' must be a non-empty text", number)
@@ -214,12 +221,19 @@ def beir_directory(path: str | Path, cache: Path | None = None) -> Path:
     ``source.json`` (the file and what was skipped). Built once per content of the file (a digest names the
     directory), atomically; ``cache`` defaults to ``$MPR_CACHE_DIR/datasets/flagembedding``."""
     path = Path(path)
-    root = cache or cache_dir("datasets", "flagembedding")
     name = path.name.removesuffix(".gz").removesuffix(".jsonl")
-    directory = root / f"{name}-{_digest(path)}"
+    return converted_directory(f"{name}-{_digest(path)}", lambda: read_flagembedding(path), str(path.resolve()), cache)
+
+
+def converted_directory(
+    name: str, read: Callable[[], FlagEmbeddingData], source_name: str, cache: Path | None = None
+) -> Path:
+    """The cached BEIR directory ``name`` (see :func:`beir_directory`), written from ``read()`` if not there."""
+    root = cache or cache_dir("datasets", "flagembedding")
+    directory = root / name
     if (directory / SOURCE_FILE).is_file():
         return directory
-    data = read_flagembedding(path)
+    data = read()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{directory.name}."))
     try:
@@ -233,7 +247,7 @@ def beir_directory(path: str | Path, cache: Path | None = None) -> Path:
         if data.scores:
             (staging / SCORES_FILE).write_text(json.dumps(data.scores, indent=1, sort_keys=True) + "\n")
         source = {
-            "source": str(path.resolve()),
+            "source": source_name,
             "format": "flagembedding",
             "queries": len(data.queries),
             "passages": len(data.corpus),
@@ -251,7 +265,7 @@ def beir_directory(path: str | Path, cache: Path | None = None) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if data.prompts:
-        logger.warning("%s: %d queries carry a prompt, which training does not use yet", path, len(data.prompts))
+        logger.warning("%s: %d queries carry a prompt, which training does not use yet", source_name, len(data.prompts))
     return directory
 
 

@@ -20,6 +20,7 @@ from mpretriever.cache import cache_dir as mpretriever_cache_dir
 from mpretriever.data.beir import JSONL_SUFFIXES
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.flagembedding import beir_directory, is_flagembedding_file
+from mpretriever.data.hf_dataset import hf_directory, is_hf_argument
 from mpretriever.data.text_files import find_existing
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,15 @@ def is_dataset_dir(path: Path) -> bool:
 
 def resolve_dataset(name_or_path: str | Path, cache_dir: Path | None = None, download: bool = True) -> Path:
     """Return the directory of a BEIR-layout dataset given its path or its name; a FlagEmbedding JSON-lines file
-    (``.jsonl``, ``.jsonl.gz``) gives the BEIR directory it converts to (:mod:`mpretriever.data.flagembedding`)."""
+    (``.jsonl``, ``.jsonl.gz``) gives the BEIR directory it converts to (:mod:`mpretriever.data.flagembedding`), and
+    so does a Hugging Face dataset named ``hf:LOCATION[@SPLIT][#COLUMNS]`` (:mod:`mpretriever.data.hf_dataset`)."""
+    if is_hf_argument(name_or_path):
+        try:
+            return hf_directory(str(name_or_path))
+        except (DataFormatError, ValueError):
+            raise
+        except Exception as error:  # what datasets raises for a hub id it cannot fetch (offline, unknown, private)
+            raise DatasetNotFoundError(f"cannot load the Hugging Face dataset {name_or_path}: {error}") from error
     candidate = Path(name_or_path).expanduser()
     if is_flagembedding_file(candidate):
         return beir_directory(candidate)

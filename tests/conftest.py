@@ -90,6 +90,22 @@ TINY_WORDS = [
 ]
 
 
+def nfcorpus_graded_texts() -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+    """NFCorpus from ../shared/data as texts: passage id -> text, query id -> text, and the graded train links
+    (``qrels/train-graded.tsv``); skips the test when the data is not there."""
+    source = SHARED_DATA / "nfcorpus"
+    if not source.is_dir():
+        pytest.skip(f"NFCorpus not found at {source}; set MPR_DATA_MIRROR to the shared data directory")
+    with gzip.open(source / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
+        corpus = {doc["_id"]: doc["text"] for doc in map(json.loads, handle)}
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (source / "queries.jsonl").read_text().splitlines())}
+    graded: dict[str, dict[str, int]] = {}
+    for line in (source / "qrels" / "train-graded.tsv").read_text().splitlines()[1:]:
+        query_id, doc_id, grade = line.split("\t")
+        graded.setdefault(query_id, {})[doc_id] = int(grade)
+    return corpus, queries, graded
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(record) + "\n" for record in records)

@@ -3,7 +3,6 @@ the counted skips, and `path:line` errors; on NFCorpus converted on the fly."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import random
@@ -13,21 +12,12 @@ import pytest
 
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.flagembedding import passage_id, read_flagembedding
-from tests.conftest import SHARED_DATA, write_jsonl
+from tests.conftest import SHARED_DATA, nfcorpus_graded_texts, write_jsonl
 
 
 def _nfcorpus_as_flagembedding(path: Path, queries: int = 40) -> tuple[Path, dict[str, dict[str, int]], dict]:
     """NFCorpus's graded train links, as a FlagEmbedding file (grades in pos_scores, 3 random negatives)."""
-    source = SHARED_DATA / "nfcorpus"
-    if not source.is_dir():
-        pytest.skip(f"NFCorpus not found at {source}; set MPR_DATA_MIRROR to the shared data directory")
-    with gzip.open(source / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
-        corpus = {doc["_id"]: doc["text"] for doc in map(json.loads, handle)}
-    texts = {q["_id"]: q["text"] for q in map(json.loads, (source / "queries.jsonl").read_text().splitlines())}
-    graded: dict[str, dict[str, int]] = {}
-    for line in (source / "qrels" / "train-graded.tsv").read_text().splitlines()[1:]:
-        query_id, doc_id, grade = line.split("\t")
-        graded.setdefault(query_id, {})[doc_id] = int(grade)
+    corpus, texts, graded = nfcorpus_graded_texts()
     rng = random.Random(5)
     chosen = sorted(graded)[:queries]
     records = []

@@ -3,7 +3,6 @@ positive columns, found by their usual names or named; NFCorpus converted on the
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -14,22 +13,14 @@ from mpretriever.data import BeirDataset, resolve_dataset
 from mpretriever.data.errors import DataFormatError
 from mpretriever.data.flagembedding import passage_id
 from mpretriever.data.hf_dataset import HfSource
-from tests.conftest import SHARED_DATA
+from tests.conftest import nfcorpus_graded_texts
 
 
 @pytest.fixture(scope="module")
 def nfcorpus_rows() -> dict[str, list]:
     """40 NFCorpus training queries with the texts of their graded positives (a list per row)."""
-    source = SHARED_DATA / "nfcorpus"
-    if not source.is_dir():
-        pytest.skip(f"NFCorpus not found at {source}; set MPR_DATA_MIRROR to the shared data directory")
-    with gzip.open(source / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
-        corpus = {doc["_id"]: doc["text"] for doc in map(json.loads, handle)}
-    texts = {q["_id"]: q["text"] for q in map(json.loads, (source / "queries.jsonl").read_text().splitlines())}
-    positives: dict[str, list[str]] = {}
-    for line in (source / "qrels" / "train-graded.tsv").read_text().splitlines()[1:]:
-        query_id, doc_id, _ = line.split("\t")
-        positives.setdefault(query_id, []).append(corpus[doc_id])
+    corpus, texts, graded = nfcorpus_graded_texts()
+    positives = {query_id: [corpus[doc_id] for doc_id in links] for query_id, links in graded.items()}
     chosen = sorted(positives)[:40]
     return {"question": [texts[q] for q in chosen], "relevant": [sorted(set(positives[q])) for q in chosen]}
 

@@ -42,9 +42,7 @@ def test_nfcorpus_converted_keeps_every_positive_with_its_grade(tmp_path: Path) 
     by_text: dict[str, dict[str, int]] = {}
     for query_id, judged in data.qrels.items():
         by_text[data.queries[query_id]] = {data.corpus[d]: j.grade for d, j in judged.items()}
-    queries = {
-        q["_id"]: q["text"] for q in map(json.loads, (SHARED_DATA / "nfcorpus/queries.jsonl").read_text().splitlines())
-    }
+    _, queries, _ = nfcorpus_graded_texts()
     for query_id, grades in graded.items():
         expected: dict[str, int] = {}
         for doc_id, grade in grades.items():  # two NFCorpus documents may share a text: one passage, best grade

@@ -111,7 +111,7 @@ def _scores(path: Path, number: int, record: dict[str, Any], key: str, length: i
     return [float(item) for item in value]
 
 
-def _grades(scores: list[float] | None, count: int) -> list[int] | None:
+def _grades(scores: list[float] | None) -> list[int] | None:
     """The positives' grades when ``scores`` are whole numbers of at least 1; else ``None`` (grade 1 each)."""
     if scores is None or not all(score.is_integer() and score >= 1 for score in scores):
         return None
@@ -153,7 +153,8 @@ def read_records(path: Path, records: Iterable[tuple[int, dict[str, Any]]]) -> F
         data.lines[query_id] = number
         if prompt:
             data.prompts[query_id] = prompt
-        grades = _grades(pos_scores, len(positives)) or [1] * len(positives)
+        given_grades = _grades(pos_scores)
+        grades = given_grades or [1] * len(positives)
         judged = data.qrels.setdefault(query_id, {})
         for text, grade in zip(positives, grades, strict=True):
             doc_id = passage_id(text)
@@ -170,7 +171,7 @@ def read_records(path: Path, records: Iterable[tuple[int, dict[str, Any]]]) -> F
                 kept.append(doc_id)
         data.negatives[query_id] = kept
         scored = {}
-        if pos_scores is not None and _grades(pos_scores, len(positives)) is None:
+        if pos_scores is not None and given_grades is None:
             scored.update({passage_id(text): score for text, score in zip(positives, pos_scores, strict=True)})
         if neg_scores is not None:
             scored.update({passage_id(text): score for text, score in zip(negatives, neg_scores, strict=True)})

@@ -29,7 +29,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from rich.console import Console
 
 from mpretriever.data.beir import passage_text
-from mpretriever.index.collection import FINGERPRINT_FIELD, document_payload, point_id
+from mpretriever.index.collection import FINGERPRINT_FIELD, content_fingerprint, document_payload, point_id
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.encoding_pool import cpu_pool, default_workers
 from mpretriever.progress import task_progress
@@ -162,11 +162,10 @@ def delete_points_outside(client: QdrantClient, collection: str, kept: set[str])
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """What a chunk of the corpus needs: its point ids and payloads, and the offsets (into the chunk) of the
-    passages the collection lacks or holds with another title or text."""
+    """What a chunk of the corpus needs: its point ids, and the offsets (into the chunk) of the passages the
+    collection lacks or holds with another title or text."""
 
     ids: list[str]
-    payloads: list[dict[str, Any]]
     to_embed: list[int]
     updated: int  # of to_embed, those whose point exists with another fingerprint
 
@@ -175,17 +174,14 @@ def plan_chunk(client: QdrantClient, collection: str, chunk: dict[str, list[Any]
     """Compare a chunk of corpus rows (columns ``_id``, ``title``, ``text``) with what the collection stores."""
     ids = [point_id(doc_id) for doc_id in chunk["_id"]]
     stored = _stored_fingerprints(client, collection, ids)
-    payloads = [
-        document_payload(doc_id, title, text)
-        for doc_id, title, text in zip(chunk["_id"], chunk["title"], chunk["text"], strict=True)
-    ]
+    fingerprints = [content_fingerprint(title, text) for title, text in zip(chunk["title"], chunk["text"], strict=True)]
     to_embed = [
         offset
-        for offset, (pid, payload) in enumerate(zip(ids, payloads, strict=True))
-        if stored.get(pid, "") != payload[FINGERPRINT_FIELD]
+        for offset, (pid, fingerprint) in enumerate(zip(ids, fingerprints, strict=True))
+        if stored.get(pid, "") != fingerprint
     ]
     updated = sum(1 for offset in to_embed if ids[offset] in stored)
-    return ChunkPlan(ids=ids, payloads=payloads, to_embed=to_embed, updated=updated)
+    return ChunkPlan(ids=ids, to_embed=to_embed, updated=updated)
 
 
 def corpus_chunks(corpus: datasets.Dataset, chunk_size: int) -> Iterator[tuple[range, dict[str, list[Any]]]]:
@@ -246,7 +242,11 @@ def index_corpus(
                     texts, "passage", batch_size=batch_size, pool=pool, convert_to_numpy=True, show_progress_bar=False
                 )
                 points = [
-                    models.PointStruct(id=plan.ids[offset], vector=vector.tolist(), payload=plan.payloads[offset])
+                    models.PointStruct(
+                        id=plan.ids[offset],
+                        vector=vector.tolist(),
+                        payload=document_payload(chunk["_id"][offset], chunk["title"][offset], chunk["text"][offset]),
+                    )
                     for offset, vector in zip(plan.to_embed, embeddings, strict=True)
                 ]
             if pending is not None:

@@ -205,7 +205,7 @@ def _encode_for_main(
     import torch.distributed as dist
     from qdrant_client import models
 
-    from mpretriever.data.beir import passage_text
+    from mpretriever.data.beir import passage_texts
     from mpretriever.index.collection import document_payload, point_id
     from mpretriever.index.indexer import corpus_chunks, plan_chunk, write_points
     from mpretriever.progress import task_progress
@@ -231,10 +231,12 @@ def _encode_for_main(
             rows = mine[number * CHUNK_SIZE : (number + 1) * CHUNK_SIZE]
             vectors = np.zeros((0, encoder.dimension), dtype=np.float32)
             if rows:
-                part = corpus.select(rows)
-                texts = [passage_text(title, text) for title, text in zip(part["title"], part["text"], strict=True)]
                 vectors = encoder.encode(
-                    texts, "passage", batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+                    passage_texts(corpus.select(rows)),
+                    "passage",
+                    batch_size=batch_size,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
                 )
             received: list[Any] | None = [None] * group.world_size if group.is_main else None
             dist.gather_object((rows, vectors), received, dst=0)

@@ -18,12 +18,14 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
+from torch import Tensor
 
-Features = dict[str, Tensor]
+Features = dict[str, Any]
+Embedder = Callable[[Features], Tensor]
+"""Padded features to embeddings: an encoder, its DDP wrapper, or an adapter with an optional ``no_sync()``."""
 
 
 @dataclass
@@ -50,15 +52,22 @@ class RandomState:
 
 
 def split_features(features: Features, chunk_size: int) -> list[Features]:
-    """Row chunks of a padded batch, each cut to its own longest sequence (less padding to compute)."""
-    rows = next(iter(features.values())).shape[0]
+    """Row chunks of a padded batch, each cut to its own longest sequence (less padding to compute). Values that
+    are not tensors (a sentence-transformers ``task`` name) go to every chunk as they are."""
+    rows = next(value for value in features.values() if isinstance(value, Tensor)).shape[0]
     chunks = []
     for start in range(0, rows, chunk_size):
-        chunk = {key: value[start : start + chunk_size] for key, value in features.items()}
+        chunk = {
+            key: value[start : start + chunk_size] if isinstance(value, Tensor) else value
+            for key, value in features.items()
+        }
         mask = chunk.get("attention_mask")
         if mask is not None and mask.dim() == 2 and mask.shape[1] > 0:
             length = int(mask.sum(dim=1).max().item())
-            chunk = {key: value[:, :length] if value.dim() == 2 else value for key, value in chunk.items()}
+            chunk = {
+                key: value[:, :length] if isinstance(value, Tensor) and value.dim() == 2 else value
+                for key, value in chunk.items()
+            }
         chunks.append(chunk)
     return chunks
 
@@ -73,10 +82,10 @@ class CachedSide:
 
     @property
     def chunk_rows(self) -> list[int]:
-        return [next(iter(chunk.values())).shape[0] for chunk in self.chunks]
+        return [next(v for v in chunk.values() if isinstance(v, Tensor)).shape[0] for chunk in self.chunks]
 
     @classmethod
-    def embed(cls, model: nn.Module, features: Features, chunk_size: int) -> CachedSide:
+    def embed(cls, model: Embedder, features: Features, chunk_size: int) -> CachedSide:
         chunks = split_features(features, chunk_size)
         states, outputs = [], []
         with torch.no_grad():
@@ -86,12 +95,14 @@ class CachedSide:
         return cls(chunks, states, torch.cat(outputs).requires_grad_())
 
 
-def _no_sync(model: nn.Module) -> AbstractContextManager[None]:
-    return model.no_sync() if isinstance(model, DistributedDataParallel) else contextlib.nullcontext()
+def _no_sync(model: Embedder) -> AbstractContextManager[None]:
+    """DDP's ``no_sync`` (on the wrapper, or offered by an adapter around one); nothing otherwise."""
+    no_sync = getattr(model, "no_sync", None)
+    return no_sync() if no_sync is not None else contextlib.nullcontext()
 
 
 def backward_hook(
-    model: nn.Module,
+    model: Embedder,
     sides: Sequence[CachedSide],
     gradients: Sequence[Tensor],
     autocast: Callable[[], AbstractContextManager[None]],

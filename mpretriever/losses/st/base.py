@@ -101,7 +101,7 @@ class MultiPositiveLoss(nn.Module):
                 "(data_collator=MultiPositiveDataCollator.for_loss(loss) in SentenceTransformerTrainer)"
             )
         if int(labels["policy"]) != POLICY_CODES[self.policy]:
-            collated = next(policy for policy, code in POLICY_CODES.items() if code == int(labels["policy"]))
+            collated = list(POLICY_CODES)[int(labels["policy"])]
             raise ValueError(
                 f"the batch was collated for positive policy {collated.value!r}, but {type(self).__name__} needs "
                 f"{self.policy.value!r}: build the collator with MultiPositiveDataCollator.for_loss(loss)"

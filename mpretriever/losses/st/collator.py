@@ -11,7 +11,6 @@ passage that appears twice in the batch is counted once.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 
+from mpretriever.data.flagembedding import text_id
 from mpretriever.data.groups import PositivePolicy
 from mpretriever.data.masks import masks_for_columns, rows_tensor
 
@@ -36,8 +36,9 @@ NOT_TEXT_COLUMNS = ("pos_scores", "neg_scores", "type")
 
 
 def text_key(text: str) -> int:
-    """A passage's identity in the masks: 63 bits of the SHA-256 of its text (the same in every process)."""
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
+    """A passage's identity in the masks: the FlagEmbedding reader's text digest (64 bits of the SHA-256) as a
+    non-negative int64, the same in every process."""
+    return int(text_id(text, ""), 16) >> 1
 
 
 def _texts(value: Any, column: str, row: int) -> list[str]:
@@ -79,10 +80,10 @@ class MultiPositiveDataCollator(SentenceTransformerDataCollator):
 
     def __post_init__(self) -> None:
         self.policy = PositivePolicy(self.policy)
-        for name in ("max_positives", "max_negatives"):
+        for name, least in (("max_positives", 1), ("max_negatives", 0)):
             value = getattr(self, name)
-            if value is not None and value < (1 if name == "max_positives" else 0):
-                raise ValueError(f"{name} must be at least {1 if name == 'max_positives' else 0}, got {value}")
+            if value is not None and value < least:
+                raise ValueError(f"{name} must be at least {least}, got {value}")
         self._rng = random.Random(self.seed)
 
     @classmethod
@@ -90,8 +91,8 @@ class MultiPositiveDataCollator(SentenceTransformerDataCollator):
         """The collator for ``loss`` (one of :mod:`mpretriever.losses.st`'s), with its model's ``preprocess``."""
         return cls(preprocess_fn=loss.model.preprocess, policy=loss.policy, **options)
 
-    def _choose_positives(self, positives: list[str]) -> tuple[list[str], set[str]]:
-        """The positives to encode, and those of the row's positives that are ignored rather than positive."""
+    def _choose_positives(self, positives: list[str]) -> tuple[list[str], set[str], set[str]]:
+        """The positives to encode, the row's positives, and its positives that are ignored rather than positive."""
         if self.policy is PositivePolicy.FIRST:
             chosen = positives[:1]
         elif self.policy is PositivePolicy.ONE_RANDOM:
@@ -100,8 +101,9 @@ class MultiPositiveDataCollator(SentenceTransformerDataCollator):
             chosen = self._rng.sample(positives, self.max_positives)
         else:
             chosen = positives
-        ignored = set() if self.policy is PositivePolicy.ALL else set(positives) - set(chosen)
-        return chosen, ignored
+        if self.policy is PositivePolicy.ALL:
+            return chosen, set(positives), set()
+        return chosen, set(chosen), set(positives) - set(chosen)
 
     def _preprocess(self, texts: list[str], column: str, position: int, batch: dict[str, Any]) -> dict[str, Any]:
         task = self._get_task_for_column(column, position, self._resolve_router_mapping(batch))
@@ -162,13 +164,12 @@ class MultiPositiveDataCollator(SentenceTransformerDataCollator):
             negatives = [text for column in negative_columns for text in _texts(item[column], column, row)]
             if self.max_negatives is not None and len(negatives) > self.max_negatives:
                 negatives = self._rng.sample(negatives, self.max_negatives)
-            chosen, ignored = self._choose_positives(positives)
+            chosen, row_positive_texts, ignored = self._choose_positives(positives)
             if with_prompts and item[PROMPT_COLUMN]:
                 query = f"{item[PROMPT_COLUMN]}{query}"
             queries.append(query)
             passages.extend([*chosen, *negatives])
-            kept = set(chosen) if self.policy is not PositivePolicy.ALL else set(positives)
-            row_positives.append(frozenset(map(text_key, kept)))
+            row_positives.append(frozenset(map(text_key, row_positive_texts)))
             row_ignored.append(frozenset(map(text_key, ignored)))
 
         passage_ids = torch.tensor([text_key(text) for text in passages], dtype=torch.long)

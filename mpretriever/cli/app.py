@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import sys
 
 import typer
@@ -51,6 +53,37 @@ app.command("study", no_args_is_help=True)(study_command)
 app.command("export", no_args_is_help=True)(export_command)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(collections_app, name="collections")
+
+# A line that starts a list item, an example or a markup block keeps its line break in --help.
+_KEEP_BREAK_BEFORE = re.compile(r"\s|- |\[|mpr |torchrun ")
+
+
+def reflow_help(docstring: str) -> str:
+    """A command's docstring as --help shows it: the prose of each paragraph on one line, for rich to wrap at the
+    terminal's width (typer keeps the docstring's own line breaks after the first paragraph), while list items,
+    indented examples and markup lines stay on lines of their own."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(docstring).split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and not _KEEP_BREAK_BEFORE.match(line) and not _KEEP_BREAK_BEFORE.match(lines[-1]):
+                lines[-1] = f"{lines[-1]} {line}"
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def _reflow_commands(group: typer.Typer) -> None:
+    for command in group.registered_commands:
+        if command.help is None and command.callback is not None and command.callback.__doc__:
+            command.help = reflow_help(command.callback.__doc__)
+    for subgroup in group.registered_groups:
+        if subgroup.typer_instance is not None:
+            _reflow_commands(subgroup.typer_instance)
+
+
+_reflow_commands(app)
 
 
 def _version(value: bool) -> None:

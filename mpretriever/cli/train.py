@@ -255,15 +255,14 @@ def train_command(
     Several processes or machines: launch the same command with torchrun (or accelerate launch); every
     query is then scored against the passages of every process (see the README, "Scaling up").
 
-    Every Hugging Face TrainingArguments field is an option too, by its name
-    with dashes or underscores (mpr train --trainer-help lists them all):
-    --learning-rate, --num-train-epochs, --per-device-train-batch-size,
-    --max-steps, --warmup-steps, --lr-scheduler-type, --optim, --bf16,
-    --gradient-checkpointing, --report-to, --deepspeed, --eval-steps, --seed...
-    mpretriever's defaults (the measured recipe) where they differ from
-    Hugging Face's: --learning-rate 1e-4 --num-train-epochs 2
-    --per-device-train-batch-size 16 --warmup-steps 0.1 (a fraction of the
-    steps) --save-steps 500 --logging-steps 10.
+    Every Hugging Face TrainingArguments field is an option too, by its name with dashes or underscores
+    (mpr train --trainer-help lists them all): --learning-rate, --num-train-epochs, --per-device-train-batch-size,
+    --max-steps, --warmup-steps, --lr-scheduler-type, --optim, --bf16, --gradient-checkpointing, --report-to,
+    --deepspeed, --eval-steps, --seed...
+
+    mpretriever's defaults where they differ from Hugging Face's (the measured recipe, eval/results/recipe-nfcorpus.md):
+    --learning-rate 1e-4 --num-train-epochs 2 --per-device-train-batch-size 16 --warmup-steps 0.1 (a fraction of the
+    steps) --seed 42 --save-steps 500 --save-total-limit 2 --logging-steps 10 --logging-first-step --report-to none.
 
     Every positive of a query is kept with its grade and source. Objectives (--loss):
 

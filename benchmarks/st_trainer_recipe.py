@@ -1,7 +1,8 @@
 """The README's sentence-transformers example at full length: ``LSEPairLoss`` in ``SentenceTransformerTrainer`` on a
-FlagEmbedding file, with ``mpr train``'s recipe (2 epochs, 16 queries per step, at most 3 positives, learning rate
-1e-4, warm-up 10 %, 128-token passages), then ``mpr eval`` on a test split. Prints the training time and the
-metrics; asserts nothing.
+FlagEmbedding file, with ``mpr train``'s recipe (16 queries per step, at most 3 positives, learning rate 1e-4,
+warm-up 10 %, 128-token passages; 2 epochs by default here, as when eval/results/st-trainer-nfcorpus.md was measured,
+while ``mpr train``'s default is now 4: ``--epochs 4``), then ``mpr eval`` on a test split. Prints the training time
+and the metrics; asserts nothing.
 
     mpr export --data nfcorpus --split train-graded --min-grade 3 -o nf-grade3.jsonl
     python benchmarks/st_trainer_recipe.py --train nf-grade3.jsonl --eval-data nfcorpus --output runs/st-lsepair

@@ -40,7 +40,7 @@ from mpretriever.training.run import TrainConfig, train
 
 @dataclass
 class QuickstartConfig:
-    """What the quickstart runs: the training recipe of :class:`~mpretriever.training.run.TrainConfig` (2 epochs
+    """What the quickstart runs: the training recipe of :class:`~mpretriever.training.run.TrainConfig` (4 epochs
     of 16 queries x 4 passages, LSEPair, learning rate 1e-4) on the grade-3 (direct) links of ``train-graded``
     (falling back to ``train``), selected on ``dev_split`` (falling back to ``dev_queries`` held-out training
     queries). ``max_steps`` cuts the run short (-1: the recipe's epochs); ``train`` holds any other

@@ -19,15 +19,15 @@ def quickstart_command(
     dev_split: str = typer.Option(
         "dev", help="Split the best checkpoint is chosen on (without one: 100 held-out training queries)."
     ),
-    max_steps: int = typer.Option(-1, help="Cut training short after this many steps (-1: the recipe's 2 epochs)."),
+    max_steps: int = typer.Option(-1, help="Cut training short after this many steps (-1: the recipe's 4 epochs)."),
     seed: int = typer.Option(42, help="Seed of the run."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier quickstart in --output."),
 ) -> None:
     """Fine-tune the base model with LSEPair, index the corpus into an embedded Qdrant with the base and the
     fine-tuned model, evaluate both through the Haystack retriever and print the comparison.
 
-    Training follows mpr train's defaults (the measured recipe: 2 epochs of 16 queries x 4 passages, learning
-    rate 1e-4) and keeps the checkpoint best on the dev split. On NFCorpus, about 30 minutes on 2 CPU cores
+    Training follows mpr train's defaults (the measured recipe: 4 epochs of 16 queries x 4 passages, learning
+    rate 1e-4) and keeps the checkpoint best on the dev split. On NFCorpus, about an hour on 2 CPU cores
     (939 training queries, 3,633 passages indexed twice, 323 test queries). Everything runs offline.
 
     Example: mpr quickstart --data nfcorpus --output runs/quickstart

@@ -261,7 +261,7 @@ def train_command(
     --deepspeed, --eval-steps, --seed...
 
     mpretriever's defaults where they differ from Hugging Face's (the measured recipe, eval/results/recipe-nfcorpus.md):
-    --learning-rate 1e-4 --num-train-epochs 2 --per-device-train-batch-size 16 --warmup-steps 0.1 (a fraction of the
+    --learning-rate 1e-4 --num-train-epochs 4 --per-device-train-batch-size 16 --warmup-steps 0.1 (a fraction of the
     steps) --seed 42 --save-steps 500 --save-total-limit 2 --logging-steps 10 --logging-first-step --report-to none.
 
     Every positive of a query is kept with its grade and source. Objectives (--loss):

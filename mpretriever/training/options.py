@@ -22,7 +22,7 @@ from typing import Any
 # eval/recipe-nfcorpus.yml (see eval/results/recipe-nfcorpus.md), checkpoints and logs sized for small datasets.
 TRAINER_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 16,
-    "num_train_epochs": 2.0,
+    "num_train_epochs": 4.0,
     "learning_rate": 1e-4,
     "warmup_steps": 0.1,
     "seed": 42,

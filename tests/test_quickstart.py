@@ -3,6 +3,7 @@ and the comparison table."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shlex
@@ -55,6 +56,40 @@ def test_quickstart_trains_indexes_evaluates_and_compares(
     assert table.row_count == 4 and len(table.columns) == 5
     assert outcome.qdrant_path == tmp_path / "qs" / "qdrant"
     assert outcome.example_query in BeirDataset(tiny_beir).queries.values()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _trained_epochs(monkeypatch, run) -> float:
+    """The epochs the quickstart asks ``train`` for, without training."""
+    import mpretriever.quickstart
+
+    asked = []
+
+    def capture(config, **_):
+        asked.append(config.trainer_options()["num_train_epochs"])
+        raise _Stop
+
+    monkeypatch.setattr(mpretriever.quickstart, "train", capture)
+    with contextlib.suppress(_Stop, SystemExit):
+        run()
+    assert len(asked) == 1
+    return asked[0]
+
+
+def test_quickstart_trains_two_epochs_unless_told_otherwise(
+    tiny_beir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from mpretriever.training.options import TRAINER_DEFAULTS
+
+    def run_config() -> None:
+        run_quickstart(QuickstartConfig(data=str(tiny_beir), output=tmp_path / "a", progress=False))
+
+    assert _trained_epochs(monkeypatch, run_config) == 2.0 == TRAINER_DEFAULTS["num_train_epochs"] / 2
+    arguments = ["quickstart", "--data", str(tiny_beir), "--output", str(tmp_path / "b"), "--num-train-epochs", "4"]
+    assert _trained_epochs(monkeypatch, lambda: run_cli(arguments, capsys, monkeypatch)) == 4.0
 
 
 def test_quickstart_cli_refuses_to_overwrite(tiny_beir: Path, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -35,6 +35,8 @@ def test_quickstart_trains_indexes_evaluates_and_compares(
         progress=False,
     )
     outcome = run_quickstart(config)
+    assert outcome.dev_curve is not None
+    assert [point.step for point in outcome.dev_curve.points] == [0, 1, 2]  # the start, the middle, the end
     assert (outcome.model_dir / "mpretriever.json").is_file()
     manifest = json.loads((outcome.model_dir / "mpretriever.json").read_text())
     assert manifest["split"] == "train-graded" and manifest["label_filter"]["min_grade"] == 3
@@ -62,14 +64,14 @@ class _Stop(Exception):
     pass
 
 
-def _trained_epochs(monkeypatch, run) -> float:
-    """The epochs the quickstart asks ``train`` for, without training."""
+def _trainer_options(monkeypatch, run) -> dict:
+    """The ``TrainingArguments`` fields the quickstart asks ``train`` for, without training."""
     import mpretriever.quickstart
 
     asked = []
 
     def capture(config, **_):
-        asked.append(config.trainer_options()["num_train_epochs"])
+        asked.append(config.trainer_options())
         raise _Stop
 
     monkeypatch.setattr(mpretriever.quickstart, "train", capture)
@@ -87,9 +89,26 @@ def test_quickstart_trains_two_epochs_unless_told_otherwise(
     def run_config() -> None:
         run_quickstart(QuickstartConfig(data=str(tiny_beir), output=tmp_path / "a", progress=False))
 
-    assert _trained_epochs(monkeypatch, run_config) == 2.0 == TRAINER_DEFAULTS["num_train_epochs"] / 2
+    assert (
+        _trainer_options(monkeypatch, run_config)["num_train_epochs"] == 2.0 == TRAINER_DEFAULTS["num_train_epochs"] / 2
+    )
     arguments = ["quickstart", "--data", str(tiny_beir), "--output", str(tmp_path / "b"), "--num-train-epochs", "4"]
-    assert _trained_epochs(monkeypatch, lambda: run_cli(arguments, capsys, monkeypatch)) == 4.0
+    assert _trainer_options(monkeypatch, lambda: run_cli(arguments, capsys, monkeypatch))["num_train_epochs"] == 4.0
+
+
+def test_quickstart_evaluates_dev_at_the_start_middle_and_end_unless_told_otherwise(
+    tiny_beir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from mpretriever.training.run import DEV_EVAL_STEPS
+
+    def run_config() -> None:
+        run_quickstart(QuickstartConfig(data=str(tiny_beir), output=tmp_path / "a", progress=False))
+
+    options = _trainer_options(monkeypatch, run_config)
+    assert (options["eval_steps"], options["save_steps"], options["eval_on_start"]) == (0.5, 0.5, True)
+    assert DEV_EVAL_STEPS != 0.5, "mpr train evaluates more often than the quickstart"
+    arguments = ["quickstart", "--data", str(tiny_beir), "--output", str(tmp_path / "b"), "--eval-steps", "0.25"]
+    assert _trainer_options(monkeypatch, lambda: run_cli(arguments, capsys, monkeypatch))["eval_steps"] == 0.25
 
 
 def test_quickstart_cli_refuses_to_overwrite(tiny_beir: Path, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -4,13 +4,14 @@ beat the starting model. Read from the Trainer's own log history; saved in the m
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerState
 
+from mpretriever.evaluation.significance import PairedComparison, PerQuery, paired_test
 from mpretriever.training.dev_set import DevSet
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,11 @@ class DevCurve:
     kept_step: int | None
     """The step of the saved model: the best checkpoint's, 0 when no trained step beat the starting model (which
     is then saved), or the last step when best-model loading is off."""
+    against_start: PairedComparison | None = None
+    """The paired t-test over the dev queries of the compared step (:attr:`compared_step`) against the starting
+    model, on the metric; ``None`` when the per-query values of either were not kept (e.g. a resumed run)."""
+    compared_step: int | None = None
+    """The saved step, or the best trained step when the starting model was saved."""
 
     @classmethod
     def from_trainer_state(
@@ -52,6 +58,24 @@ class DevCurve:
         loaded = state.best_model_checkpoint if load_best else None
         kept = int(Path(loaded).name.rsplit("-", 1)[1]) if loaded else state.global_step
         return cls(dev_set.describe(), dev_set.headline(), metric, tuple(points[s] for s in sorted(points)), kept)
+
+    def compared_with_start(self, per_query: Mapping[int, PerQuery]) -> DevCurve:
+        """A copy with the paired test of the saved step (or, when the starting model was saved, of the best
+        trained step) against the start, from the per-query values of each evaluated ``step``: whether the dev set
+        can tell the two apart, or the difference may be its noise."""
+        best = self.best
+        step = self.kept_step if self.kept_step else (best.step if best is not None else None)
+        if step is None or step == 0 or 0 not in per_query or step not in per_query:
+            return replace(self, against_start=None, compared_step=None)
+        return replace(self, against_start=paired_test(per_query[0], per_query[step], self.metric), compared_step=step)
+
+    def _significance(self) -> str:
+        """`` (paired t-test over 30 dev queries: p 0.41, not significant)``, or nothing without the test."""
+        test = self.against_start
+        if test is None:
+            return ""
+        verdict = "" if test.significant() else ", not significant: the difference may be the dev set's noise"
+        return f" (paired t-test over {test.queries} dev queries: p {test.p_value:.2g}{verdict})"
 
     @property
     def start(self) -> DevPoint | None:
@@ -99,6 +123,15 @@ class DevCurve:
             "kept_step": self.kept_step,
             "kept": kept.values if kept else None,
             "beats_start": self.beats_start,
+            "against_start": None
+            if self.against_start is None
+            else {
+                "step": self.compared_step,
+                "test": self.against_start.test,
+                "queries": self.against_start.queries,
+                "difference": self.against_start.difference,
+                "p_value": self.against_start.p_value,
+            },
             "curve": [{"step": p.step, "epoch": round(p.epoch, 4), **p.values} for p in self.points],
         }
 
@@ -121,21 +154,21 @@ class DevCurve:
         start_text = f"{start.values[self.metric]:.4f} for the starting model"
         if self.beats_start:
             gain = kept.values[self.metric] - start.values[self.metric]
-            return [*lines, f"[green]dev {kept_text}, {gain:+.4f} over {start_text}[/]"]
-        remedies = "try a lower --learning_rate, fewer epochs, cleaner positives (--min-grade) or another --loss"
+            return [*lines, f"[green]dev {kept_text}, {gain:+.4f} over {start_text}[/]{self._significance()}"]
+        remedies = "try a lower --learning-rate, fewer epochs, cleaner positives (--min-grade) or another --loss"
         if kept.step == 0:
             best = self.best
             best_text = f"the best trained step, {best.step}, reached {best.values[self.metric]:.4f}" if best else ""
             return [
                 *lines,
                 f"[bold yellow]no evaluated step beat the starting model on dev[/]: {best_text} against "
-                f"{start_text}. The starting model was saved unchanged (--load-best-model-at-end false saves the "
-                f"last step instead); {remedies}.",
+                f"{start_text}{self._significance()}. The starting model was saved unchanged "
+                f"(--load-best-model-at-end false saves the last step instead); {remedies}.",
             ]
         return [
             *lines,
-            f"[bold yellow]no evaluated step beat the starting model on dev[/]: {kept_text} against {start_text}. "
-            f"The saved model is not better than the one you started from; {remedies}.",
+            f"[bold yellow]no evaluated step beat the starting model on dev[/]: {kept_text} against {start_text}"
+            f"{self._significance()}. The saved model is not better than the one you started from; {remedies}.",
         ]
 
     def plot(self, path: Path) -> Path | None:

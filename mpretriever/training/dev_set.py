@@ -157,17 +157,25 @@ class DevEvaluator:
         self.measures: list[Measure] = parse_measures(measures)
         self.batch_size = batch_size
         self.top_k = max(TOP_K, *(measure.depth or 0 for measure in self.measures))
+        self.per_query: dict[int, dict[str, dict[str, float]]] = {}
+        """The per-query values of each evaluation given a ``step``, for the paired test of a step against the
+        start (:meth:`~mpretriever.training.dev_curve.DevCurve.compared_with_start`)."""
 
     @property
     def labels(self) -> list[str]:
         return [measure.label for measure in self.measures]
 
-    def __call__(self, encoder: BiEncoder, cache: EmbeddingCache | None = None) -> dict[str, float]:
+    def __call__(
+        self, encoder: BiEncoder, cache: EmbeddingCache | None = None, step: int | None = None
+    ) -> dict[str, float]:
         """The mean of every measure over the dev queries, for the encoder as it is now. With a ``cache``, corpus
-        embeddings of the same weights computed before (by ``mpr eval`` or an earlier run) are read, not encoded."""
+        embeddings of the same weights computed before (by ``mpr eval`` or an earlier run) are read, not encoded.
+        With a ``step``, the per-query values are kept in :attr:`per_query`."""
         with encoder.inference_lengths():
             index = ExactIndex.from_corpus(encoder, self.corpus, batch_size=self.batch_size, cache=cache)
             hits = index.search([self.dev_set.queries[query_id] for query_id in self.queries], self.top_k)
         run = dict(zip(self.queries, hits, strict=True))
         per_query = evaluate_run(self.dev_set.qrels, run, self.measures, queries=self.queries)
+        if step is not None:
+            self.per_query[step] = per_query
         return mean_values(per_query, self.measures)

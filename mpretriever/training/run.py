@@ -521,6 +521,7 @@ def train(
             # The best evaluated model is the one training started from: save it, not a worse trained step.
             model.load_state_dict(starting_model(config).state_dict())
             curve = replace(curve, kept_step=0)
+        curve = curve.compared_with_start(evaluator.per_query)
         manifest_fields["dev_evaluation"] = curve.to_dict()
     manifest = model.manifest(**manifest_fields)
     is_main_process = trainer.is_world_process_zero()

@@ -34,7 +34,7 @@ class MultiPositiveTrainer(Trainer):
         temperature: float,
         manifest_factory: Callable[[], RunManifest],
         grad_cache_chunk: int | None = None,
-        dev_evaluator: Callable[[BiEncoder], dict[str, float]] | None = None,
+        dev_evaluator: Callable[..., dict[str, float]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -82,7 +82,11 @@ class MultiPositiveTrainer(Trainer):
         # The starting model is often one evaluated before (the base model, by mpr eval or another run of a study):
         # its corpus embeddings come from the cache. Trained steps are new weights each time, not worth storing.
         cache = EmbeddingCache() if self.state.global_step == 0 else None
-        values = [self.dev_evaluator(self._bi_encoder(), cache=cache) if self.is_world_process_zero() else None]
+        values = [
+            self.dev_evaluator(self._bi_encoder(), cache=cache, step=self.state.global_step)
+            if self.is_world_process_zero()
+            else None
+        ]
         if dist.is_available() and dist.is_initialized():
             dist.broadcast_object_list(values, src=0)
         metrics = {f"{metric_key_prefix}_{label}": value for label, value in (values[0] or {}).items()}

@@ -16,7 +16,7 @@ from mpretriever.data import BeirDataset
 from mpretriever.evaluation import EvalConfig, evaluate_retrieval
 from mpretriever.model import BiEncoder
 from mpretriever.training import TrainConfig, train
-from mpretriever.training.dev_curve import DEV_CURVE_PLOT
+from mpretriever.training.dev_curve import DEV_CURVE_PLOT, DevCurve, DevPoint
 from mpretriever.training.dev_set import DevEvaluator, build_dev_set, held_out_queries
 from mpretriever.training.run import load_training_examples
 from tests.cli.test_cli import _tiny_args, run_cli
@@ -69,6 +69,12 @@ def test_the_run_evaluates_at_the_start_and_every_eval_steps_and_keeps_the_best(
     assert (outcome.output / DEV_CURVE_PLOT).stat().st_size > 1000
     assert manifest["hyperparameters"]["dev_queries"] == 4
     assert manifest["hyperparameters"]["load_best_model_at_end"] is True
+    # the saved step against the start, query by query, on the same 4 dev queries
+    test = dev["against_start"]
+    assert test["step"] == best_step and test["queries"] == 4 and test["test"] == "t-test"
+    assert test["difference"] == pytest.approx(scores[best_step] - scores[0], abs=1e-9)
+    assert 0.0 <= test["p_value"] <= 1.0
+    assert f"paired t-test over 4 dev queries: p {test['p_value']:.2g}" in " ".join(outcome.dev_curve.verdict())
 
 
 def test_held_out_dev_queries_are_never_trained_on(tiny_beir: Path, tiny_model_dir: Path, dev_run) -> None:
@@ -121,7 +127,9 @@ def test_queries_without_a_relevant_passage_are_left_out_of_the_dev_set(tiny_bei
 def _falling_dev_figures(monkeypatch) -> None:
     figures = iter([0.9, 0.5, 0.7, 0.6, 0.4])
 
-    def falling(self: DevEvaluator, encoder: BiEncoder, cache: object = None) -> dict[str, float]:
+    def falling(
+        self: DevEvaluator, encoder: BiEncoder, cache: object = None, step: int | None = None
+    ) -> dict[str, float]:
         value = next(figures)
         return {label: value for label in self.labels}
 
@@ -256,3 +264,50 @@ def test_mpr_train_defaults_are_train_configs() -> None:
         if isinstance(default, (list, tuple)) and not default:
             default = defaults[name] if defaults[name] in ([], {}, None) else list(default)
         assert str(default) == str(defaults[name]), f"--{parameter.name.replace('_', '-')}: {default!r}"
+
+
+def _curve(kept_step: int, figures: tuple[float, float, float] = (0.30, 0.32, 0.31)) -> DevCurve:
+    points = tuple(
+        DevPoint(step, step / 10, {"nDCG@10": value}) for step, value in zip((0, 10, 20), figures, strict=True)
+    )
+    return DevCurve(
+        {"queries": 40}, "40 queries of x split dev, full corpus (9 passages)", "nDCG@10", points, kept_step
+    )
+
+
+def _per_query(values: list[float]) -> dict[str, dict[str, float]]:
+    return {f"q{i}": {"nDCG@10": value} for i, value in enumerate(values)}
+
+
+def test_the_verdict_says_whether_the_dev_set_can_tell_the_saved_step_from_the_start() -> None:
+    start = [0.2, 0.4] * 20
+    clear = {0: _per_query(start), 10: _per_query([v + 0.05 + 0.001 * (i % 3) for i, v in enumerate(start)])}
+    curve = _curve(10).compared_with_start(clear)
+    assert curve.compared_step == 10 and curve.against_start is not None
+    assert curve.against_start.queries == 40 and curve.against_start.p_value < 1e-6
+    verdict = " ".join(curve.verdict())
+    assert "paired t-test over 40 dev queries: p " in verdict and "not significant" not in verdict
+    assert curve.to_dict()["against_start"]["step"] == 10
+
+    noisy = {0: _per_query(start), 10: _per_query([v + (0.3 if i % 2 else -0.29) for i, v in enumerate(start)])}
+    verdict = " ".join(_curve(10).compared_with_start(noisy).verdict())
+    assert "not significant: the difference may be the dev set's noise" in verdict
+
+
+def test_when_the_start_is_saved_the_best_trained_step_is_compared_with_it() -> None:
+    start = [0.5] * 10
+    per_query = {0: _per_query(start), 10: _per_query([0.4] * 9 + [0.45]), 20: _per_query([0.1] * 10)}
+    curve = _curve(0, (0.5, 0.405, 0.1)).compared_with_start(per_query)
+    assert curve.compared_step == 10 and curve.against_start is not None
+    assert curve.against_start.difference == pytest.approx(-0.095)
+    verdict = " ".join(curve.verdict())
+    assert "reached 0.4050 against 0.5000 for the starting model (paired t-test over 10 dev queries: p " in verdict
+
+
+def test_without_the_starts_per_query_values_there_is_no_test() -> None:
+    """A resumed run did not evaluate the start in this process: nothing to compare, and the verdict says nothing
+    it cannot back."""
+    curve = _curve(10).compared_with_start({10: _per_query([0.3, 0.4])})
+    assert curve.against_start is None and curve.compared_step is None
+    assert curve.to_dict()["against_start"] is None
+    assert "paired t-test" not in " ".join(curve.verdict())

@@ -20,7 +20,7 @@ def quickstart_command(
         "dev", help="Split the best checkpoint is chosen on (without one: 100 held-out training queries)."
     ),
     num_train_epochs: float = typer.Option(
-        2.0, help="Epochs of training: 2 take about 45 min on 2 CPU cores; 4 is the full recipe (mpr train's default)."
+        2.0, help="Epochs of training: 2 take about 40 min on 2 CPU cores; 4 is the full recipe (mpr train's default)."
     ),
     eval_steps: float = typer.Option(
         0.5,

@@ -41,8 +41,6 @@ class DevCurve:
     against_start: PairedComparison | None = None
     """The paired t-test over the dev queries of the compared step (:attr:`compared_step`) against the starting
     model, on the metric; ``None`` when the per-query values of either were not kept (e.g. a resumed run)."""
-    compared_step: int | None = None
-    """The saved step, or the best trained step when the starting model was saved."""
 
     @classmethod
     def from_trainer_state(
@@ -63,11 +61,22 @@ class DevCurve:
         """A copy with the paired test of the saved step (or, when the starting model was saved, of the best
         trained step) against the start, from the per-query values of each evaluated ``step``: whether the dev set
         can tell the two apart, or the difference may be its noise."""
+        step = self._step_to_compare()
+        if step is None or 0 not in per_query or step not in per_query:
+            return replace(self, against_start=None)
+        return replace(self, against_start=paired_test(per_query[0], per_query[step], self.metric))
+
+    def _step_to_compare(self) -> int | None:
+        """The saved step, or the best trained step when the starting model was saved (``None``: no trained step)."""
+        if self.kept_step:
+            return self.kept_step
         best = self.best
-        step = self.kept_step if self.kept_step else (best.step if best is not None else None)
-        if step is None or step == 0 or 0 not in per_query or step not in per_query:
-            return replace(self, against_start=None, compared_step=None)
-        return replace(self, against_start=paired_test(per_query[0], per_query[step], self.metric), compared_step=step)
+        return best.step if best is not None else None
+
+    @property
+    def compared_step(self) -> int | None:
+        """The step :attr:`against_start` compares with the start; ``None`` without the test."""
+        return self._step_to_compare() if self.against_start is not None else None
 
     def _significance(self) -> str:
         """`` (paired t-test over 30 dev queries: p 0.41, not significant)``, or nothing without the test."""

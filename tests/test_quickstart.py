@@ -24,8 +24,9 @@ from tests.cli.test_cli import run_cli
 
 
 def test_quickstart_trains_indexes_evaluates_and_compares(
-    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
+    monkeypatch.setenv("MPR_CACHE_DIR", str(tmp_path / "cache"))
     config = QuickstartConfig(
         data=str(tiny_beir),
         output=tmp_path / "qs",
@@ -52,6 +53,10 @@ def test_quickstart_trains_indexes_evaluates_and_compares(
         assert set(report.result("qdrant").means) == {"nDCG@10", "Recall@100", "MRR@10", "MAP@100"}
         assert (report.output / "metrics.json").is_file()
     assert outcome.base.fingerprint != outcome.tuned.fingerprint  # the tuned collection holds the tuned model
+    # Dev is the whole corpus here, and the tiny model's maximum is the training passage length (128): the dev
+    # evaluation's embeddings of the start and of the kept step are what the two collections hold.
+    assert outcome.indexed_from_cache == ("base", "tuned")
+    assert any("with the base and tuned vectors from dev" in line for line in summary(outcome))
     base_scores = [hit.score for hit in outcome.base.result("qdrant").run["q0"]]
     assert base_scores != [hit.score for hit in outcome.tuned.result("qdrant").run["q0"]]
     table = comparison_table(outcome, "t")

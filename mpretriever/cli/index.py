@@ -71,6 +71,12 @@ def index_command(
         "--allow-other-corpus",
         help="Merge this corpus into a collection that holds another one (refused without it).",
     ),
+    cache: bool = typer.Option(
+        True,
+        "--cache/--no-cache",
+        help="Read the passage vectors from $MPR_CACHE_DIR/embeddings when mpr eval, or mpr train's dev evaluation, "
+        "stored them for this model, backend, passage length and corpus (the index stores none there).",
+    ),
     backend: BackendOption = EncoderBackend.torch,
     passage_max_length: PassageMaxLength = None,
     query_max_length: QueryMaxLength = None,
@@ -126,6 +132,7 @@ def index_command(
     from mpretriever.index import CollectionLayout, QdrantSettings, index_dataset
     from mpretriever.index.sharded import process_device
     from mpretriever.model.bi_encoder import BiEncoder
+    from mpretriever.search.embeddings import EmbeddingCache
 
     if alias is not None and collection is not None:
         raise typer.BadParameter("give --collection (written in place) or --alias (versioned), not both")
@@ -163,6 +170,7 @@ def index_command(
             hnsw_ef_construct=hnsw_ef_construct,
             quantization=quantization.value,
         ),
+        cache=EmbeddingCache() if cache else None,
     )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, every process returns the same outcome
         console.print(outcome.summary(), highlight=False, markup=False)

@@ -51,8 +51,8 @@ QueryMaxLength = Annotated[
     typer.Option(
         min=1,
         help="Cut queries to this many tokens. Default: the model's maximum sequence length (256 for the packaged "
-        "all-MiniLM-L6-v2; a trained run keeps its base model's), or the query length a searched collection "
-        "records. How many queries were cut is logged.",
+        "all-MiniLM-L6-v2; a trained run keeps its base model's, not its training query length), or the query "
+        "length a searched collection records. How many queries were cut is logged.",
         rich_help_panel=ENCODER,
     ),
 ]
@@ -60,8 +60,9 @@ PassageMaxLength = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help="Cut passages to this many tokens. Default: the model's maximum sequence length (256 for the "
-        "packaged all-MiniLM-L6-v2; a trained run keeps its base model's). How many passages were cut is logged.",
+        help="Cut passages to this many tokens. Default: for a run mpr trained, the passage length it was trained "
+        "and selected with (128 unless mpr train was told otherwise); for any other model its maximum sequence "
+        "length (256 for the packaged all-MiniLM-L6-v2). How many passages were cut is logged.",
         rich_help_panel=ENCODER,
     ),
 ]

@@ -72,10 +72,11 @@ class EvalConfig:
     all-MiniLM-L6-v2, or with ``collection`` the model the collection records). Search is exact unless
     ``collection`` is given; ``exact=True`` with a collection runs both. ``measures``: names for
     :func:`~mpretriever.evaluation.metrics.parse_measures`; ``top_k`` hits are retrieved per query and must reach
-    the deepest cutoff. ``max_queries`` evaluates a random sample (``seed``) of the queries. Queries and passages
-    are embedded up to the model's maximum sequence length unless ``query_max_length`` or ``passage_max_length``
-    (exact search alone) ask for less; with a collection, both searches use the collection's passage length and,
-    unless ``query_max_length`` is given, its query length. ``output``: a directory for the run files, per-query
+    the deepest cutoff. ``max_queries`` evaluates a random sample (``seed``) of the queries. Queries are embedded
+    up to the model's maximum sequence length and passages at a trained run's passage length (another model's
+    maximum) unless ``query_max_length`` or ``passage_max_length`` (exact search alone) ask for others; with a
+    collection, both searches use the collection's passage length and, unless ``query_max_length`` is given, its
+    query length. ``output``: a directory for the run files, per-query
     values and ``metrics.json``; existing files there are replaced only with ``overwrite``. ``cache=False``
     encodes the corpus even when its embeddings are cached (and does not store them).
     """

@@ -41,8 +41,8 @@ class MPRDocumentEmbedder:
         :param device: torch device of the encoder (default: automatic).
         :param backend: inference engine: ``"torch"``, or on CPUs ``"onnx"`` (float32) or ``"onnx-int8"``
             (quantised, faster); see :mod:`mpretriever.model.onnx_backend`.
-        :param passage_max_length: tokens a passage is cut to (default: the model's maximum sequence length, as
-            ``mpr index`` embeds them); how many were cut is logged.
+        :param passage_max_length: tokens a passage is cut to (default, as ``mpr index`` embeds them: a trained
+            run's passage length, another model's maximum sequence length); how many were cut is logged.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")

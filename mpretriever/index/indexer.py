@@ -23,6 +23,7 @@ from typing import Any
 
 import datasets
 import httpx
+import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -33,6 +34,7 @@ from mpretriever.index.collection import FINGERPRINT_FIELD, content_fingerprint,
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.encoding_pool import cpu_pool, default_workers
 from mpretriever.progress import task_progress
+from mpretriever.search.embeddings import EmbeddingCache
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ DELETE_BATCH = 10_000
 class IndexStats:
     """What one indexing run did. ``written`` counts every point upserted, ``updated`` those of them that replaced
     a point whose title or text had changed; ``stale`` counts the points of the collection whose ids are not in the
-    corpus (after the run: 0 when ``deleted`` removed them)."""
+    corpus (after the run: 0 when ``deleted`` removed them); ``from_cache``: whether the written vectors were read
+    from the embedding cache instead of encoded."""
 
     documents: int
     written: int
@@ -60,6 +63,7 @@ class IndexStats:
     updated: int = 0
     stale: int = 0
     deleted: int = 0
+    from_cache: bool = False
 
 
 def _chunks(total: int, size: int) -> Iterator[range]:
@@ -196,6 +200,12 @@ def outdated_documents(client: QdrantClient, collection: str, corpus: datasets.D
     return sum(len(plan_chunk(client, collection, chunk).to_embed) for _, chunk in corpus_chunks(corpus, chunk_size))
 
 
+def cached_embeddings(cache: EmbeddingCache, encoder: BiEncoder, corpus: datasets.Dataset) -> np.ndarray | None:
+    """The embeddings of ``corpus`` under ``encoder`` if ``cache`` holds them (as float32 rows in corpus order)."""
+    matrix = cache.load(EmbeddingCache.key(EmbeddingCache.describe(encoder, corpus)), len(corpus))
+    return None if matrix is None else matrix.numpy()
+
+
 def index_corpus(
     encoder: BiEncoder,
     corpus: datasets.Dataset,
@@ -208,16 +218,23 @@ def index_corpus(
     show_progress: bool = True,
     sync: bool = False,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    cache: EmbeddingCache | None = None,
 ) -> IndexStats:
     """Embed every passage of ``corpus`` (columns ``_id``, ``title``, ``text``) that the collection lacks or holds
     with another title or text; with ``sync``, also delete the points whose ids are not in ``corpus``.
 
     The collection must exist (see :func:`mpretriever.index.collection.ensure_collection`). ``workers=None``
     chooses with :func:`default_workers`. Points written before content fingerprints were stored count as changed.
+    With a ``cache`` that holds this corpus's embeddings under this encoder (same weights, backend, passage prefix
+    and length: stored by an evaluation or by a training run's dev evaluation), the vectors are read from it
+    instead of encoded; the index stores nothing there.
     """
     written = present = updated = 0
     corpus_ids: set[str] = set()
     progress = task_progress(console, show_progress)
+    cached = cached_embeddings(cache, encoder, corpus) if cache is not None else None
+    if cached is not None:
+        workers = 1  # nothing to encode: no pool to start
     workers = default_workers(len(corpus), encoder.backend) if workers is None else workers
     if workers > 1 and encoder.backend != "torch":
         raise ValueError(f"--workers > 1 needs the torch backend; the {encoder.backend} backend uses every core itself")
@@ -237,10 +254,18 @@ def index_corpus(
             present += len(rows) - len(plan.to_embed)
             points: list[models.PointStruct] = []
             if plan.to_embed:
-                texts = [passage_text(chunk["title"][i], chunk["text"][i]) for i in plan.to_embed]
-                embeddings = encoder.encode(
-                    texts, "passage", batch_size=batch_size, pool=pool, convert_to_numpy=True, show_progress_bar=False
-                )
+                if cached is not None:
+                    embeddings = cached[[rows.start + offset for offset in plan.to_embed]]
+                else:
+                    texts = [passage_text(chunk["title"][i], chunk["text"][i]) for i in plan.to_embed]
+                    embeddings = encoder.encode(
+                        texts,
+                        "passage",
+                        batch_size=batch_size,
+                        pool=pool,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
                 points = [
                     models.PointStruct(
                         id=plan.ids[offset],
@@ -266,4 +291,5 @@ def index_corpus(
         updated=updated,
         stale=max(0, count - len(corpus)),  # after the run every corpus id is in the collection
         deleted=deleted,
+        from_cache=cached is not None,
     )

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mpretriever.index.indexer import IndexStats
     from mpretriever.index.layout import CollectionLayout
     from mpretriever.model.bi_encoder import BiEncoder
+    from mpretriever.search.embeddings import EmbeddingCache
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class IndexOutcome:
         )
         if stats.updated:
             line += f"; {stats.updated} of the written re-embedded because their title or text changed"
+        if stats.written and stats.from_cache:
+            line += "; vectors read from the embedding cache, not encoded"
         if stats.deleted:
             line += f"; {stats.deleted} points whose documents left the corpus deleted"
         if stats.stale:
@@ -102,6 +105,7 @@ def index_dataset(
     show_progress: bool = True,
     alias: bool = False,
     layout: CollectionLayout | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> IndexOutcome:
     """Index ``corpus`` (named ``corpus_name`` in the collection's manifest) into ``collection``.
 
@@ -113,6 +117,9 @@ def index_dataset(
     ``layout`` (shards, replicas, on-disk vectors, HNSW, quantisation) applies to a collection the run creates, and
     its manifest records it; a collection built with another layout than the one asked for is refused, or with
     ``alias``, replaced by a new version built with it. An embedded Qdrant ignores the layout.
+
+    ``cache``: an :class:`~mpretriever.search.embeddings.EmbeddingCache` to read the corpus's vectors from when it
+    holds them for this encoder (one process only; shards launched with torchrun encode their own).
 
     Refuses (:class:`~mpretriever.index.collection.CollectionMismatchError`) a collection built with another model,
     dimension or backend, or from another corpus unless ``allow_other_corpus``. ``sync`` deletes the points whose
@@ -150,6 +157,7 @@ def index_dataset(
             console=console,
             show_progress=show_progress,
             sync=sync,
+            cache=cache,
         )
         previous = complete_collection(client, target, corpus, request)
     finally:

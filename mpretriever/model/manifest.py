@@ -27,8 +27,8 @@ class EncoderConfig:
     """How texts become vectors and vectors become scores.
 
     ``query_max_length`` / ``passage_max_length`` are the tokens a text is cut to. In a run's manifest they are the
-    lengths it was trained with (the defaults below are the training defaults); loading a model for inference does
-    not inherit them but uses the model's maximum sequence length unless given others
+    lengths it was trained with (the defaults below are the training defaults); loading a run for inference keeps
+    its passage length and reads queries up to the model's maximum sequence length unless given others
     (:meth:`mpretriever.model.BiEncoder.from_pretrained`).
     """
 

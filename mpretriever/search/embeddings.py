@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -143,6 +144,19 @@ class EmbeddingCache:
         with atomic_file(path.with_suffix(".json")) as handle:
             handle.write(json.dumps(info, indent=2) + "\n")
         return path
+
+    def take(self, source: EmbeddingCache, key: str) -> bool:
+        """Move the matrix of ``key`` (and its description) from ``source`` into this cache, replacing any there;
+        ``False`` when ``source`` does not hold it. Both caches should be on one file system (a rename)."""
+        matrix = source.path(key)
+        if not matrix.is_file():
+            return False
+        self.directory.mkdir(parents=True, exist_ok=True)
+        description = matrix.with_suffix(".json")
+        if description.is_file():
+            os.replace(description, self.path(key).with_suffix(".json"))
+        os.replace(matrix, self.path(key))
+        return True
 
 
 def _now() -> str:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import datasets
@@ -140,8 +142,9 @@ def _pool_rows(
 class DevEvaluator:
     """Ranks the dev set's corpus for every dev query by exact search and scores the rankings with trec_eval.
 
-    Passages and queries are embedded at the lengths inference uses (the model's maximum sequence length), not at
-    the training lengths, so the starting model's figure is what ``mpr eval`` reports for it on the same corpus.
+    Passages and queries are embedded at the lengths the saved model is loaded with (queries up to the model's
+    maximum sequence length, passages at the training passage length), so a saved run's figure is what ``mpr eval``
+    reports for it on the same corpus, and the vectors of the kept step are the ones an index of it holds.
     """
 
     def __init__(
@@ -179,3 +182,46 @@ class DevEvaluator:
         if step is not None:
             self.per_query[step] = per_query
         return mean_values(per_query, self.measures)
+
+
+class TrainedStepEmbeddings:
+    """The dev corpus embeddings of the best trained step a run has evaluated so far, in a temporary directory
+    inside the embedding cache (``cache``, default ``$MPR_CACHE_DIR/embeddings``). At the end :meth:`keep` moves the
+    saved model's into the cache, so that indexing or evaluating it on the same corpus reads them instead of
+    encoding the corpus again; the directory goes with :meth:`close` (or with the object)."""
+
+    def __init__(self, cache: EmbeddingCache | None = None) -> None:
+        self.cache = cache or EmbeddingCache()
+        self.cache.directory.mkdir(parents=True, exist_ok=True)
+        self._directory = tempfile.TemporaryDirectory(prefix=".trained-steps-", dir=self.cache.directory)
+        self.steps = EmbeddingCache(self._directory.name)
+        self._best: tuple[Path, float] | None = None
+
+    def record(self, value: float, greater_is_better: bool = True, latest: bool = False) -> None:
+        """After a trained step's evaluation (whose embeddings :attr:`steps` now holds) scored ``value``: keep them
+        if the step is the best trained one so far (strictly better, as the Trainer's best checkpoint), or with
+        ``latest`` (a run that saves its last step) always, and delete the others, so that the directory never
+        holds more than one step's."""
+        new = [path for path in Path(self._directory.name).glob("*.npy") if self._best is None or path != self._best[0]]
+        if not new:
+            return
+        better = latest or self._best is None or (value > self._best[1] if greater_is_better else value < self._best[1])
+        for path in ([self._best[0]] if better and self._best is not None else []) + ([] if better else new):
+            path.with_suffix(".json").unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+        if better:
+            self._best = (new[0], value)
+
+    def keep(self, encoder: BiEncoder, corpus: datasets.Dataset) -> bool:
+        """Move the embeddings of ``corpus`` under ``encoder`` (at the lengths the dev evaluation embeds with) into
+        the cache; ``False`` when no evaluated step had these weights (the last step saved without an evaluation,
+        or the starting model, whose embeddings the cache already holds)."""
+        with encoder.inference_lengths():
+            key = EmbeddingCache.key(EmbeddingCache.describe(encoder, corpus))
+        kept = self.cache.take(self.steps, key)
+        if kept:
+            logger.info("the saved model's dev corpus embeddings are in the embedding cache (%s)", self.cache.path(key))
+        return kept
+
+    def close(self) -> None:
+        self._directory.cleanup()

@@ -33,7 +33,7 @@ from mpretriever.data.negatives import load_negatives
 from mpretriever.data.resolve import resolve_dataset
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, parse_measures
 from mpretriever.files import OutputExistsError
-from mpretriever.model.bi_encoder import BiEncoder
+from mpretriever.model.bi_encoder import BiEncoder, serving_lengths
 from mpretriever.model.manifest import MANIFEST_NAME, RunManifest
 from mpretriever.model.passages import tokenize_corpus
 from mpretriever.training.checkpoints import (
@@ -49,6 +49,7 @@ from mpretriever.training.dev_set import (
     DevCorpus,
     DevEvaluator,
     DevSet,
+    TrainedStepEmbeddings,
     build_dev_set,
     held_out_queries,
 )
@@ -483,7 +484,13 @@ def train(
         measures = list(dict.fromkeys([config.metric_for_best, *DEFAULT_MEASURES]))
         evaluator = DevEvaluator(dev_set, dataset.corpus, measures)
         if arguments.process_index == 0:
-            console.print(f"dev set: {dev_set.headline()}; best checkpoint by {config.metric_for_best}")
+            lengths = serving_lengths(model.config, model.max_seq_length)
+            console.print(
+                f"dev set: {dev_set.headline()}, queries up to {lengths['query_max_length']} tokens and passages up "
+                f"to {lengths['passage_max_length']}, as the saved model is served; best checkpoint by "
+                f"{config.metric_for_best}"
+            )
+    step_embeddings = TrainedStepEmbeddings() if evaluator is not None and arguments.process_index == 0 else None
     trainer = MultiPositiveTrainer(
         model=model,
         args=arguments,
@@ -495,6 +502,7 @@ def train(
         manifest_factory=lambda: model.manifest(**manifest_fields),
         grad_cache_chunk=config.grad_cache,
         dev_evaluator=evaluator,
+        trained_steps=step_embeddings,
     )
     trainer.add_callback(EpochCallback(train_dataset))
     trainer.remove_callback(PrinterCallback)
@@ -531,6 +539,9 @@ def train(
             curve.plot(config.output / DEV_CURVE_PLOT)
             for line in curve.verdict():
                 console.print(line)
+    if step_embeddings is not None and evaluator is not None:
+        step_embeddings.keep(model, evaluator.corpus)
+        step_embeddings.close()
     if not joined_elsewhere and dist.is_available() and dist.is_initialized():
         # Leaving gloo's threads to interpreter shutdown can abort a process ("terminate called without an active
         # exception") after a successful run; the group this call joined is left explicitly once all ranks are done.

@@ -20,6 +20,7 @@ from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState,
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.model.manifest import RunManifest
 from mpretriever.search.embeddings import EmbeddingCache
+from mpretriever.training.dev_set import TrainedStepEmbeddings
 from mpretriever.training.objectives import LossFn
 from mpretriever.training.step import batch_loss
 
@@ -35,6 +36,7 @@ class MultiPositiveTrainer(Trainer):
         manifest_factory: Callable[[], RunManifest],
         grad_cache_chunk: int | None = None,
         dev_evaluator: Callable[..., dict[str, float]] | None = None,
+        trained_steps: TrainedStepEmbeddings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -43,6 +45,7 @@ class MultiPositiveTrainer(Trainer):
         self.manifest_factory = manifest_factory
         self.grad_cache_chunk = grad_cache_chunk
         self.dev_evaluator = dev_evaluator
+        self.trained_steps = trained_steps
 
     def _bi_encoder(self, model: nn.Module | None = None) -> BiEncoder:
         unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
@@ -80,8 +83,10 @@ class MultiPositiveTrainer(Trainer):
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         started = time.perf_counter()
         # The starting model is often one evaluated before (the base model, by mpr eval or another run of a study):
-        # its corpus embeddings come from the cache. Trained steps are new weights each time, not worth storing.
-        cache = EmbeddingCache() if self.state.global_step == 0 else None
+        # its corpus embeddings come from the cache. Trained steps are new weights each time: the best one's are
+        # kept aside (trained_steps), for the saved model's index.
+        trained = self.trained_steps if self.state.global_step > 0 else None
+        cache = EmbeddingCache() if self.state.global_step == 0 else trained.steps if trained is not None else None
         values = [
             self.dev_evaluator(self._bi_encoder(), cache=cache, step=self.state.global_step)
             if self.is_world_process_zero()
@@ -90,6 +95,15 @@ class MultiPositiveTrainer(Trainer):
         if dist.is_available() and dist.is_initialized():
             dist.broadcast_object_list(values, src=0)
         metrics = {f"{metric_key_prefix}_{label}": value for label, value in (values[0] or {}).items()}
+        best = self.args.metric_for_best_model
+        if trained is not None and best is not None and values[0] is not None:
+            label = best.removeprefix(f"{metric_key_prefix}_")
+            if label in values[0]:
+                trained.record(
+                    values[0][label],
+                    greater_is_better=self.args.greater_is_better is not False,
+                    latest=not self.args.load_best_model_at_end,
+                )
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - started, 2)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)

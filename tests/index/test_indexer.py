@@ -244,3 +244,34 @@ def test_sync_is_refused_where_another_corpus_was_merged_in(encoder, tiny_beir: 
     assert "30 points are not in this corpus" in merged.summary() and "--sync deletes them" in merged.summary()
     with pytest.raises(CollectionMismatchError, match="also holds corpus first: --sync would delete its points"):
         index_dataset(encoder, corpus.select(range(30, 60)), "second", settings, "docs", "tiny", sync=True)
+
+
+def test_vectors_come_from_the_embedding_cache_when_it_holds_the_corpus(
+    encoder, client, tiny_beir: Path, tmp_path: Path
+) -> None:
+    """A cache holding this corpus under this encoder (as a dev evaluation stores it) is read row by row for the
+    passages the collection lacks; another corpus, or no cache, is encoded."""
+    from mpretriever.search.embeddings import EmbeddingCache
+
+    corpus = BeirDataset(tiny_beir).corpus
+    _index(encoder, corpus.select(range(20)), client)  # an interrupted run: the first 20 are there
+    cache = EmbeddingCache(tmp_path / "cache")
+    description = EmbeddingCache.describe(encoder, corpus)
+    stored = torch.nn.functional.normalize(torch.randn(len(corpus), encoder.dimension), dim=-1)
+    cache.save(EmbeddingCache.key(description), stored, description)
+
+    stats = _index(encoder, corpus, client, cache=cache)
+    assert stats.from_cache and (stats.written, stats.already_present) == (40, 20)
+    assert cache.hits == 1
+    records = client.retrieve("docs", ids=[point_id(doc_id) for doc_id in corpus["_id"]], with_vectors=True)
+    vectors = {record.payload["id"]: torch.tensor(record.vector) for record in records}
+    for row, doc_id in enumerate(corpus["_id"]):
+        if row >= 20:  # read from the cache, in corpus order
+            torch.testing.assert_close(vectors[doc_id], stored[row])
+        else:  # encoded by the first run, left alone
+            assert not torch.allclose(vectors[doc_id], stored[row])
+
+    other = corpus.select(range(10, 30))  # another corpus: not in the cache
+    client.delete_collection("docs")
+    stats = _index(encoder, other, client, cache=cache)
+    assert not stats.from_cache and stats.written == 20 and cache.misses == 1

@@ -65,14 +65,17 @@ def test_saved_run_loads_in_sentence_transformers_with_equal_embeddings(tiny_mod
     )
     trained.save(tmp_path / "run")
     loaded = SentenceTransformer(str(tmp_path / "run"))
-    model = BiEncoder.from_pretrained(tmp_path / "run")  # for inference: both read up to the model's maximum
+    model = BiEncoder.from_pretrained(tmp_path / "run")  # both: queries up to the maximum, passages up to 48
     texts = [f"{t} {x}".strip() for t, x in PASSAGES]
     torch.testing.assert_close(loaded.encode_query(QUERIES, convert_to_tensor=True), _ours(model, QUERIES, "query"))
     torch.testing.assert_close(loaded.encode_document(texts, convert_to_tensor=True), _ours(model, texts, "passage"))
     assert loaded.similarity_fn_name == "cosine" and loaded.max_seq_length == 128
+    saved = json.loads((tmp_path / "run" / "sentence_bert_config.json").read_text())
+    assert saved["document_length"] == 48 and saved.get("query_length") is None
+    assert max(len(ids) for ids in model.tokenize(texts, "passage")) == 48  # the long passage is cut
 
 
-def test_inference_embeds_up_to_the_models_maximum_not_the_training_lengths(
+def test_inference_reads_queries_up_to_the_maximum_and_passages_at_the_training_length(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     plain = BiEncoder.from_pretrained(tiny_model_dir)  # no manifest: the tiny BERT's 128 position embeddings
@@ -85,7 +88,10 @@ def test_inference_embeds_up_to_the_models_maximum_not_the_training_lengths(
     recorded = RunManifest.load(tmp_path / "run").encoder
     assert (recorded.query_max_length, recorded.passage_max_length) == (16, 48)  # the training lengths, recorded
     run = BiEncoder.from_pretrained(tmp_path / "run")
-    assert (run.config.query_max_length, run.config.passage_max_length) == (128, 128)
+    assert (run.config.query_max_length, run.config.passage_max_length) == (128, 48)  # served as it was trained
+    longer = BiEncoder.from_pretrained(tiny_model_dir, passage_max_length=512)
+    longer.save(tmp_path / "longer")
+    assert BiEncoder.from_pretrained(tmp_path / "longer").config.passage_max_length == 128  # capped at the maximum
     assert run.fingerprint() == trained.fingerprint() == plain.fingerprint()  # lengths are not the model
     shorter = BiEncoder.from_pretrained(tmp_path / "run", query_max_length=8, passage_max_length=24)
     assert (shorter.config.query_max_length, shorter.config.passage_max_length) == (8, 24)

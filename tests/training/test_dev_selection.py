@@ -97,8 +97,9 @@ def test_the_dev_figure_of_the_starting_model_is_what_mpr_eval_reports(tiny_beir
     assert figures == pytest.approx(report.result("exact").means, abs=1e-6)
     assert encoder.transformer.document_length == 32  # the training lengths are back after evaluation
     assert encoder.max_length("passage") == 32 and encoder.config.passage_max_length == 32
-    with encoder.inference_lengths():
-        assert encoder.max_length("passage") == encoder.max_seq_length == 128  # what the truncation log reports
+    with encoder.inference_lengths():  # what a saved run is loaded with: queries up to the maximum
+        assert encoder.max_length("query") == encoder.max_seq_length == 128  # what the truncation log reports
+        assert encoder.max_length("passage") == 32
 
 
 def test_a_pool_holds_the_judged_passages_and_the_bm25_candidates(tiny_beir: Path) -> None:
@@ -231,19 +232,91 @@ def test_the_starting_models_corpus_embeddings_come_from_the_cache(
     tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch, caplog
 ) -> None:
     """Step 0 evaluates weights seen before (the base model): their corpus embeddings are cached and read by the
-    next run; trained steps are never stored."""
+    next run. Of the trained steps, only the saved model's are kept there; no temporary directory is left."""
     import logging
 
     monkeypatch.setenv("MPR_CACHE_DIR", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "embeddings"
     first = train(_dev_config(tiny_beir, tiny_model_dir, tmp_path / "first", num_train_epochs=2))
-    stored = sorted((tmp_path / "cache" / "embeddings").glob("*.npy"))
-    assert len(stored) == 1
+    assert first.dev_curve is not None and first.dev_curve.kept_step == 4  # evaluated at 0 and at the end, 4
+    stored = sorted(cache.glob("*.npy"))
+    fingerprints = {json.loads(path.with_suffix(".json").read_text())["model_fingerprint"] for path in stored}
+    saved, base = BiEncoder.from_pretrained(tmp_path / "first"), BiEncoder.from_pretrained(tiny_model_dir)
+    assert fingerprints == {base.fingerprint(), saved.fingerprint()} and len(stored) == 2
+    assert not list(cache.glob(".trained-steps-*"))
     with caplog.at_level(logging.INFO, logger="mpretriever.search.embeddings"):
         second = train(_dev_config(tiny_beir, tiny_model_dir, tmp_path / "second", num_train_epochs=2))
     assert sum("read from the cache" in record.getMessage() for record in caplog.records) == 1
-    assert sorted((tmp_path / "cache" / "embeddings").glob("*.npy")) == stored
-    assert first.dev_curve is not None and second.dev_curve is not None
-    assert first.dev_curve.points == second.dev_curve.points
+    assert sorted(cache.glob("*.npy")) == stored
+    assert second.dev_curve is not None and first.dev_curve.points == second.dev_curve.points
+
+
+def test_an_index_of_the_saved_model_reads_the_embeddings_its_dev_evaluation_stored(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The kept step's dev corpus embeddings stay in the cache (the other trained steps' do not), so indexing the
+    saved model on the same corpus reads them; they are the vectors encoding gives."""
+    from mpretriever.index import QdrantSettings, index_dataset
+    from mpretriever.search.embeddings import EmbeddingCache
+
+    monkeypatch.setenv("MPR_CACHE_DIR", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    outcome = train(_dev_config(tiny_beir, tiny_model_dir, run))
+    assert outcome.dev_curve is not None and [point.step for point in outcome.dev_curve.points] == [0, 5, 10, 15, 20]
+    assert outcome.dev_curve.kept_step > 0
+    cache = tmp_path / "cache" / "embeddings"
+    encoder = BiEncoder.from_pretrained(run)
+    fingerprints = {json.loads(path.read_text())["model_fingerprint"] for path in cache.glob("*.json")}
+    assert len(fingerprints) == 2 and encoder.fingerprint() in fingerprints  # the start and the kept step
+    assert not list(cache.glob(".trained-steps-*"))
+
+    corpus = BeirDataset(tiny_beir).corpus
+    settings = QdrantSettings(path=str(tmp_path / "qdrant"))
+    indexed = {
+        name: index_dataset(encoder, corpus, "tiny", settings, name, str(run), cache=cache_, show_progress=False)
+        for name, cache_ in (("cached", EmbeddingCache()), ("encoded", None))
+    }
+    assert indexed["cached"].stats.from_cache and not indexed["encoded"].stats.from_cache
+    assert "read from the embedding cache" in indexed["cached"].summary()
+    client = settings.connect()
+    try:
+        vectors = {
+            name: {
+                record.id: torch.tensor(record.vector)
+                for record in client.scroll(name, limit=1000, with_vectors=True)[0]
+            }
+            for name in indexed
+        }
+    finally:
+        client.close()
+    assert len(vectors["cached"]) == len(corpus) and vectors["cached"].keys() == vectors["encoded"].keys()
+    for point, vector in vectors["cached"].items():
+        torch.testing.assert_close(vector, vectors["encoded"][point], atol=1e-5, rtol=1e-4)
+
+
+def test_only_the_best_trained_steps_embeddings_are_kept_aside(tmp_path: Path) -> None:
+    """The temporary directory holds one step's embeddings at a time: the best so far (strictly better replaces,
+    as the Trainer's best checkpoint), or with ``latest`` the last; it goes with close()."""
+    from mpretriever.search.embeddings import EmbeddingCache
+    from mpretriever.training.dev_set import TrainedStepEmbeddings
+
+    steps = TrainedStepEmbeddings(EmbeddingCache(tmp_path / "cache"))
+
+    def evaluated(key: str, value: float, **options: bool) -> set[str]:
+        steps.steps.save(key, torch.zeros(2, 3), {"step": key})
+        steps.record(value, **options)
+        return {path.stem for path in steps.steps.directory.glob("*.npy")}
+
+    assert evaluated("a", 0.30) == {"a"}
+    assert evaluated("b", 0.32) == {"b"}
+    assert evaluated("c", 0.32) == {"b"}  # equal is not better: the first of equals stays
+    assert evaluated("d", 0.31) == {"b"}
+    assert evaluated("e", 0.20, greater_is_better=False) == {"e"}  # a measure where lower is better
+    assert evaluated("f", 0.10, latest=True) == {"f"}
+    assert len(list(steps.steps.directory.glob("*.json"))) == 1  # descriptions go with their matrices
+    directory = steps.steps.directory
+    steps.close()
+    assert not directory.exists() and (tmp_path / "cache").is_dir()
 
 
 def test_mpr_train_defaults_are_train_configs() -> None:

@@ -104,9 +104,9 @@ def _dev_options(config: QuickstartConfig, dataset: BeirDataset, split: str) -> 
 
 def _index(model: str, dataset: BeirDataset, qdrant: QdrantSettings, alias: str, progress: bool) -> IndexOutcome:
     """Index behind ``alias`` (a re-run with another model switches it), keeping only the served version: the
-    quickstart's Qdrant directory is its own. When the dev set's corpus is the whole corpus, the fine-tuned model's
-    vectors come from the embedding cache, where training's dev evaluation left the kept step's (the base model's
-    too when it is served at the training passage length, which all-MiniLM-L6-v2, read up to 256 tokens, is not)."""
+    quickstart's Qdrant directory is its own. When the dev set's corpus is the whole corpus, the vectors come from
+    the embedding cache, where training's dev evaluation left the starting model's and the kept step's, each
+    embedded as it is served."""
     encoder = BiEncoder.from_pretrained(model)
     outcome = index_dataset(
         encoder,

@@ -206,12 +206,16 @@ class BiEncoder(nn.Module):
         self.transformer.document_length = passage_max_length
 
     @contextmanager
-    def inference_lengths(self) -> Iterator[None]:
+    def inference_lengths(self, passage_max_length: int | None = None) -> Iterator[None]:
         """Within the block, :meth:`encode` cuts texts at the lengths the saved model will be loaded with
         (:func:`serving_lengths`: queries at the model's maximum sequence length, passages at the training passage
-        length), whatever the encoder trains with; in eval mode, restored afterwards (evaluation during training)."""
+        length, or at ``passage_max_length``: the starting model's own), whatever the encoder trains with; in eval
+        mode, restored afterwards (evaluation during training)."""
         was_training, training_config = self.training, self.config
-        self.config = replace(training_config, **serving_lengths(training_config, self.max_seq_length))
+        lengths = serving_lengths(training_config, self.max_seq_length)
+        if passage_max_length is not None:
+            lengths["passage_max_length"] = min(passage_max_length, self.max_seq_length)
+        self.config = replace(training_config, **lengths)
         self._apply_config().eval()
         try:
             yield

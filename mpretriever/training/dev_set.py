@@ -169,12 +169,17 @@ class DevEvaluator:
         return [measure.label for measure in self.measures]
 
     def __call__(
-        self, encoder: BiEncoder, cache: EmbeddingCache | None = None, step: int | None = None
+        self,
+        encoder: BiEncoder,
+        cache: EmbeddingCache | None = None,
+        step: int | None = None,
+        passage_max_length: int | None = None,
     ) -> dict[str, float]:
         """The mean of every measure over the dev queries, for the encoder as it is now. With a ``cache``, corpus
         embeddings of the same weights computed before (by ``mpr eval`` or an earlier run) are read, not encoded.
-        With a ``step``, the per-query values are kept in :attr:`per_query`."""
-        with encoder.inference_lengths():
+        With a ``step``, the per-query values are kept in :attr:`per_query`. ``passage_max_length`` replaces the
+        length the saved model will read passages at (the starting model is evaluated at its own)."""
+        with encoder.inference_lengths(passage_max_length):
             index = ExactIndex.from_corpus(encoder, self.corpus, batch_size=self.batch_size, cache=cache)
             hits = index.search([self.dev_set.queries[query_id] for query_id in self.queries], self.top_k)
         run = dict(zip(self.queries, hits, strict=True))

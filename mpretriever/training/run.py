@@ -368,6 +368,13 @@ def starting_model(config: TrainConfig) -> BiEncoder:
     )
 
 
+def served_passage_length(model: str | None) -> int:
+    """The passage length ``model`` is served at when loaded as it is (:func:`serving_lengths`): what the
+    starting model of a run is evaluated and, when no trained step beats it, saved with."""
+    encoder = BiEncoder.from_pretrained(model)
+    return encoder.config.passage_max_length
+
+
 def _label_filter(config: TrainConfig) -> LabelFilter:
     return LabelFilter.from_options(config.min_grade, config.sources, config.label_conflict, config.source_min_grade)
 
@@ -480,15 +487,17 @@ def train(
         remove_run(config.output)  # only now: a request that fails before training leaves the old run intact
 
     evaluator = None
+    start_passages: int | None = None
     if dev_set is not None:
         measures = list(dict.fromkeys([config.metric_for_best, *DEFAULT_MEASURES]))
         evaluator = DevEvaluator(dev_set, dataset.corpus, measures)
+        start_passages = served_passage_length(config.model)
         if arguments.process_index == 0:
             lengths = serving_lengths(model.config, model.max_seq_length)
             console.print(
-                f"dev set: {dev_set.headline()}, queries up to {lengths['query_max_length']} tokens and passages up "
-                f"to {lengths['passage_max_length']}, as the saved model is served; best checkpoint by "
-                f"{config.metric_for_best}"
+                f"dev set: {dev_set.headline()}; queries up to {lengths['query_max_length']} tokens, passages up to "
+                f"{lengths['passage_max_length']} as the saved model is served (the starting model: up to "
+                f"{start_passages}, as it is); best checkpoint by {config.metric_for_best}"
             )
     step_embeddings = TrainedStepEmbeddings() if evaluator is not None and arguments.process_index == 0 else None
     trainer = MultiPositiveTrainer(
@@ -503,6 +512,7 @@ def train(
         grad_cache_chunk=config.grad_cache,
         dev_evaluator=evaluator,
         trained_steps=step_embeddings,
+        start_passage_max_length=start_passages,
     )
     trainer.add_callback(EpochCallback(train_dataset))
     trainer.remove_callback(PrinterCallback)
@@ -526,8 +536,10 @@ def train(
             trainer.state, dev_set, evaluator.labels, config.metric_for_best, arguments.load_best_model_at_end
         )
         if arguments.load_best_model_at_end and curve.start_is_best:
-            # The best evaluated model is the one training started from: save it, not a worse trained step.
+            # The best evaluated model is the one training started from: save it as it was served, not a worse
+            # trained step.
             model.load_state_dict(starting_model(config).state_dict())
+            model.config = replace(model.config, passage_max_length=start_passages)
             curve = replace(curve, kept_step=0)
         curve = curve.compared_with_start(evaluator.per_query)
         manifest_fields["dev_evaluation"] = curve.to_dict()

@@ -37,6 +37,7 @@ class MultiPositiveTrainer(Trainer):
         grad_cache_chunk: int | None = None,
         dev_evaluator: Callable[..., dict[str, float]] | None = None,
         trained_steps: TrainedStepEmbeddings | None = None,
+        start_passage_max_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -46,6 +47,7 @@ class MultiPositiveTrainer(Trainer):
         self.grad_cache_chunk = grad_cache_chunk
         self.dev_evaluator = dev_evaluator
         self.trained_steps = trained_steps
+        self.start_passage_max_length = start_passage_max_length
 
     def _bi_encoder(self, model: nn.Module | None = None) -> BiEncoder:
         unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
@@ -87,8 +89,13 @@ class MultiPositiveTrainer(Trainer):
         # kept aside (trained_steps), for the saved model's index.
         trained = self.trained_steps if self.state.global_step > 0 else None
         cache = EmbeddingCache() if self.state.global_step == 0 else trained.steps if trained is not None else None
+        # The starting model is evaluated as it was served before training (start_passage_max_length: a base
+        # model reads passages up to its maximum), the trained steps as the saved run will be.
+        passages = self.start_passage_max_length if self.state.global_step == 0 else None
         values = [
-            self.dev_evaluator(self._bi_encoder(), cache=cache, step=self.state.global_step)
+            self.dev_evaluator(
+                self._bi_encoder(), cache=cache, step=self.state.global_step, passage_max_length=passages
+            )
             if self.is_world_process_zero()
             else None
         ]

@@ -18,7 +18,7 @@ from mpretriever.model import BiEncoder
 from mpretriever.training import TrainConfig, train
 from mpretriever.training.dev_curve import DEV_CURVE_PLOT, DevCurve, DevPoint
 from mpretriever.training.dev_set import DevEvaluator, build_dev_set, held_out_queries
-from mpretriever.training.run import load_training_examples
+from mpretriever.training.run import load_dev_set, load_training_examples
 from tests.cli.test_cli import _tiny_args, run_cli
 from tests.training.test_training import _config
 
@@ -102,6 +102,33 @@ def test_the_dev_figure_of_the_starting_model_is_what_mpr_eval_reports(tiny_beir
         assert encoder.max_length("passage") == 32
 
 
+def test_the_starting_model_is_evaluated_as_it_is_served_and_trained_steps_as_the_run_will_be(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A run trained on 32-token passages is served at 32: its steps are evaluated so. The starting model, a
+    model no run trained, is served up to its maximum (128): it is evaluated so, which is what it is compared with."""
+    seen: dict[int, tuple[int, int]] = {}
+    evaluate = DevEvaluator.__call__
+
+    def recording(self, encoder, cache=None, step=None, passage_max_length=None):
+        with encoder.inference_lengths(passage_max_length):
+            seen[step] = (encoder.max_length("query"), encoder.max_length("passage"))
+        return evaluate(self, encoder, cache=cache, step=step, passage_max_length=passage_max_length)
+
+    monkeypatch.setattr(DevEvaluator, "__call__", recording)
+    monkeypatch.setenv("MPR_CACHE_DIR", str(tmp_path / "cache"))
+    config = _dev_config(tiny_beir, tiny_model_dir, tmp_path / "run", num_train_epochs=5)
+    outcome = train(config)
+    assert seen == {0: (128, 128), 5: (128, 32), 10: (128, 32)}
+    assert outcome.dev_curve is not None
+    dataset = BeirDataset(tiny_beir)
+    dev_set = load_dev_set(config, dataset)
+    assert dev_set is not None
+    base = BiEncoder.from_pretrained(tiny_model_dir)  # as it is served, up to 128 tokens
+    expected = DevEvaluator(dev_set, dataset.corpus)(base)
+    assert outcome.dev_curve.points[0].values == pytest.approx(expected, abs=1e-6)
+
+
 def test_a_pool_holds_the_judged_passages_and_the_bm25_candidates(tiny_beir: Path) -> None:
     dataset = BeirDataset(tiny_beir)
     qrels = {"q0": {"d0-0": 1, "n3": 0}, "q1": {"d1-1": 2}}
@@ -129,7 +156,11 @@ def _falling_dev_figures(monkeypatch) -> None:
     figures = iter([0.9, 0.5, 0.7, 0.6, 0.4])
 
     def falling(
-        self: DevEvaluator, encoder: BiEncoder, cache: object = None, step: int | None = None
+        self: DevEvaluator,
+        encoder: BiEncoder,
+        cache: object = None,
+        step: int | None = None,
+        passage_max_length: int | None = None,
     ) -> dict[str, float]:
         value = next(figures)
         return {label: value for label in self.labels}
@@ -147,9 +178,12 @@ def test_a_run_where_no_step_beats_the_start_saves_the_starting_model_and_says_s
     dev = outcome.manifest.dev_evaluation
     assert dev is not None and dev["beats_start"] is False
     assert dev["kept_step"] == 0 and dev["kept"] == dev["start"] and dev["start"]["nDCG@10"] == 0.9
-    saved = BiEncoder.from_pretrained(outcome.output).state_dict()
+    saved_model = BiEncoder.from_pretrained(outcome.output)
+    saved = saved_model.state_dict()
     start = BiEncoder.from_pretrained(tiny_model_dir, query_max_length=32, passage_max_length=32).state_dict()
     assert all(torch.equal(saved[name], start[name]) for name in start)
+    # ... and served as it was: passages up to the tiny model's 128 tokens, not the 32 the run trained with
+    assert saved_model.config.passage_max_length == outcome.manifest.encoder.passage_max_length == 128
     trained = load_file(outcome.output / "checkpoint-10" / "model.safetensors")
     assert not all(torch.equal(saved[f"model.0.model.{name}"], trained[name]) for name in trained)
     verdict = " ".join(outcome.dev_curve.verdict()) if outcome.dev_curve else ""

@@ -47,7 +47,7 @@ class QuickstartConfig:
     ``train``), selected on ``dev_split`` (falling back to ``dev_queries`` held-out training queries), for
     ``num_train_epochs``: 2, half the recipe's 4, evaluating on dev every ``eval_steps`` (a fraction of the run:
     0.5 evaluates the start, the middle and the end, where ``mpr train`` evaluates every fifth), so that the
-    quickstart takes 14-46 min on 2 CPU cores. ``max_steps`` cuts the run short (-1: follow the epochs);
+    quickstart takes 11-46 min on 2 CPU cores. ``max_steps`` cuts the run short (-1: follow the epochs);
     ``train`` holds any other ``TrainConfig`` option or ``TrainingArguments`` field."""
 
     data: str = "nfcorpus"

@@ -44,7 +44,7 @@ def test_readme_training_command_on_nfcorpus(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_readme_quickstart_beats_the_base_model(tmp_path: Path) -> None:
-    """The README's main job (14-46 minutes on 2 CPU cores): the fine-tuned model beats its base in-domain."""
+    """The README's main job (11-46 minutes on 2 CPU cores): the fine-tuned model beats its base in-domain."""
     if not (SHARED_DATA / "nfcorpus").is_dir():
         pytest.skip("shared data not available")
     import json

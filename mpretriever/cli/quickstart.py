@@ -20,7 +20,7 @@ def quickstart_command(
         "dev", help="Split the best checkpoint is chosen on (without one: 100 held-out training queries)."
     ),
     num_train_epochs: float = typer.Option(
-        2.0, help="Epochs of training: 2 take 14-46 min on 2 CPU cores; 4 is the full recipe (mpr train's default)."
+        2.0, help="Epochs of training: 2 take 11-46 min on 2 CPU cores; 4 is the full recipe (mpr train's default)."
     ),
     eval_steps: float = typer.Option(
         0.5,
@@ -36,7 +36,7 @@ def quickstart_command(
 
     Training follows mpr train's defaults (the measured recipe: 16 queries x 4 passages, learning rate 1e-4) for 2
     epochs, half the recipe's 4 (--num-train-epochs 4 for all of it), evaluates on the dev split at the start, the
-    middle and the end, and keeps the best of those checkpoints. On NFCorpus, 14-46 minutes on 2 CPU cores
+    middle and the end, and keeps the best of those checkpoints. On NFCorpus, 11-46 minutes on 2 CPU cores
     (939 training queries, 3,633 passages indexed twice, 323 test queries). Everything runs offline.
 
     Example: mpr quickstart --data nfcorpus --output runs/quickstart

@@ -125,6 +125,9 @@ class BiEncoder(nn.Module):
         self.config = config
         self.base_model = base_model
         self.max_seq_length = model_max_length(_modules(model)[0])
+        self.served_lengths = serving_lengths(None, self.max_seq_length)
+        """The lengths the model is served at when loaded without length overrides (:meth:`from_pretrained` sets
+        them from the run manifest): what a run's starting model is evaluated and, when kept, saved with."""
         self.backend: Backend = "torch"
         self._frozen_fingerprint: str | None = None
         self._truncation: dict[TextKind, TruncationCount] = {}
@@ -175,6 +178,7 @@ class BiEncoder(nn.Module):
                 modules.append(Normalize())
             model = SentenceTransformer(modules=modules, device=device)
         encoder = cls(model, config, base_model)._apply_config()
+        encoder.served_lengths = served
         if backend != "torch":
             encoder.use_backend(backend)
         return encoder

@@ -368,13 +368,6 @@ def starting_model(config: TrainConfig) -> BiEncoder:
     )
 
 
-def served_passage_length(model: str | None) -> int:
-    """The passage length ``model`` is served at when loaded as it is (:func:`serving_lengths`): what the
-    starting model of a run is evaluated and, when no trained step beats it, saved with."""
-    encoder = BiEncoder.from_pretrained(model)
-    return encoder.config.passage_max_length
-
-
 def _label_filter(config: TrainConfig) -> LabelFilter:
     return LabelFilter.from_options(config.min_grade, config.sources, config.label_conflict, config.source_min_grade)
 
@@ -491,7 +484,7 @@ def train(
     if dev_set is not None:
         measures = list(dict.fromkeys([config.metric_for_best, *DEFAULT_MEASURES]))
         evaluator = DevEvaluator(dev_set, dataset.corpus, measures)
-        start_passages = served_passage_length(config.model)
+        start_passages = model.served_lengths["passage_max_length"]
         if arguments.process_index == 0:
             lengths = serving_lengths(model.config, model.max_seq_length)
             console.print(

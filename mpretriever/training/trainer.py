@@ -87,11 +87,16 @@ class MultiPositiveTrainer(Trainer):
         # The starting model is often one evaluated before (the base model, by mpr eval or another run of a study):
         # its corpus embeddings come from the cache. Trained steps are new weights each time: the best one's are
         # kept aside (trained_steps), for the saved model's index.
-        trained = self.trained_steps if self.state.global_step > 0 else None
-        cache = EmbeddingCache() if self.state.global_step == 0 else trained.steps if trained is not None else None
         # The starting model is evaluated as it was served before training (start_passage_max_length: a base
         # model reads passages up to its maximum), the trained steps as the saved run will be.
-        passages = self.start_passage_max_length if self.state.global_step == 0 else None
+        trained: TrainedStepEmbeddings | None = None
+        if self.state.global_step == 0:
+            cache: EmbeddingCache | None = EmbeddingCache()
+            passages = self.start_passage_max_length
+        else:
+            trained = self.trained_steps
+            cache = trained.steps if trained is not None else None
+            passages = None
         values = [
             self.dev_evaluator(
                 self._bi_encoder(), cache=cache, step=self.state.global_step, passage_max_length=passages

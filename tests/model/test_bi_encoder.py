@@ -89,6 +89,8 @@ def test_inference_reads_queries_up_to_the_maximum_and_passages_at_the_training_
     assert (recorded.query_max_length, recorded.passage_max_length) == (16, 48)  # the training lengths, recorded
     run = BiEncoder.from_pretrained(tmp_path / "run")
     assert (run.config.query_max_length, run.config.passage_max_length) == (128, 48)  # served as it was trained
+    assert run.served_lengths == {"query_max_length": 128, "passage_max_length": 48}
+    assert trained.served_lengths == plain.served_lengths == {"query_max_length": 128, "passage_max_length": 128}
     longer = BiEncoder.from_pretrained(tiny_model_dir, passage_max_length=512)
     longer.save(tmp_path / "longer")
     assert BiEncoder.from_pretrained(tmp_path / "longer").config.passage_max_length == 128  # capped at the maximum

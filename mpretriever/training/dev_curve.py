@@ -40,7 +40,8 @@ class DevCurve:
     is then saved), or the last step when best-model loading is off."""
     against_start: PairedComparison | None = None
     """The paired t-test over the dev queries of the compared step (:attr:`compared_step`) against the starting
-    model, on the metric; ``None`` when the per-query values of either were not kept (e.g. a resumed run)."""
+    model, on the metric; ``None`` when the per-query values of either are missing (a resumed run reads those
+    of steps evaluated before it from the run's ``dev-per-query`` records)."""
 
     @classmethod
     def from_trainer_state(

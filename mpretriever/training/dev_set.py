@@ -11,6 +11,7 @@ figures on the full corpus (a pool is easier), and every report says which corpu
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import tempfile
 import time
@@ -24,6 +25,7 @@ import datasets
 from mpretriever.data.beir import BeirDataset
 from mpretriever.data.sampling import hash_sample
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, Measure, evaluate_run, mean_values, parse_measures
+from mpretriever.files import write_text_atomically
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.search.embeddings import EmbeddingCache
 from mpretriever.search.exact import ExactIndex
@@ -34,6 +36,8 @@ DevCorpus = Literal["auto", "full", "pool"]
 FULL_CORPUS_LIMIT = 20_000  # "auto" evaluates on the full corpus up to this many passages, else on a pool
 DEFAULT_POOL_DEPTH = 100
 TOP_K = 100
+DEV_PER_QUERY_DIR = "dev-per-query"
+"""The run directory's folder of each dev evaluation's per-query values (``step-N.json``)."""
 
 
 def held_out_queries(query_ids: Iterable[str], count: int) -> list[str]:
@@ -153,6 +157,7 @@ class DevEvaluator:
         corpus: datasets.Dataset,
         measures: Sequence[str] = DEFAULT_MEASURES,
         batch_size: int = 64,
+        record_directory: Path | None = None,
     ) -> None:
         self.dev_set = dev_set
         self.queries = list(dev_set.queries)  # the Trainer's eval_dataset
@@ -163,6 +168,9 @@ class DevEvaluator:
         self.per_query: dict[int, dict[str, dict[str, float]]] = {}
         """The per-query values of each evaluation given a ``step``, for the paired test of a step against the
         start (:meth:`~mpretriever.training.dev_curve.DevCurve.compared_with_start`)."""
+        self.record_directory = record_directory
+        """Where each step's per-query values are also written (``step-N.json``), so that a resumed run can still
+        test its saved step against the start that an earlier process evaluated, and a user can test two steps."""
 
     @property
     def labels(self) -> list[str]:
@@ -186,7 +194,29 @@ class DevEvaluator:
         per_query = evaluate_run(self.dev_set.qrels, run, self.measures, queries=self.queries)
         if step is not None:
             self.per_query[step] = per_query
+            if self.record_directory is not None:
+                self.record_directory.mkdir(parents=True, exist_ok=True)
+                text = json.dumps(per_query, indent=1, sort_keys=True) + "\n"
+                write_text_atomically(self.record_directory / f"step-{step}.json", text)
         return mean_values(per_query, self.measures)
+
+    def load_recorded(self, resumed_step: int) -> None:
+        """Read the per-query values that an interrupted run recorded up to ``resumed_step`` (the checkpoint it
+        resumes from) into :attr:`per_query`. Records of later steps are deleted: the resumed run evaluates those
+        steps again, and a record it does not reach would describe weights that no longer exist."""
+        if self.record_directory is None or not self.record_directory.is_dir():
+            return
+        for path in sorted(self.record_directory.glob("step-*.json")):
+            step_text = path.stem.removeprefix("step-")
+            if not step_text.isdigit():
+                continue
+            if int(step_text) > resumed_step:
+                path.unlink()
+                continue
+            try:
+                self.per_query[int(step_text)] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                logger.warning("%s: unreadable (%s); the paired test against the start may be missing", path, error)
 
 
 class TrainedStepEmbeddings:

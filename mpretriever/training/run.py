@@ -37,6 +37,7 @@ from mpretriever.model.bi_encoder import BiEncoder, serving_lengths
 from mpretriever.model.manifest import MANIFEST_NAME, RunManifest
 from mpretriever.model.passages import tokenize_corpus
 from mpretriever.training.checkpoints import (
+    checkpoint_step,
     incomplete_reason,
     is_training_run,
     last_complete_checkpoint,
@@ -46,6 +47,7 @@ from mpretriever.training.dataset import GroupCollator, GroupedQueries
 from mpretriever.training.dev_curve import DEV_CURVE_PLOT, DevCurve
 from mpretriever.training.dev_set import (
     DEFAULT_POOL_DEPTH,
+    DEV_PER_QUERY_DIR,
     DevCorpus,
     DevEvaluator,
     DevSet,
@@ -483,7 +485,9 @@ def train(
     start_passages: int | None = None
     if dev_set is not None:
         measures = list(dict.fromkeys([config.metric_for_best, *DEFAULT_MEASURES]))
-        evaluator = DevEvaluator(dev_set, dataset.corpus, measures)
+        evaluator = DevEvaluator(dev_set, dataset.corpus, measures, record_directory=config.output / DEV_PER_QUERY_DIR)
+        if resume_checkpoint is not None:
+            evaluator.load_recorded(checkpoint_step(Path(resume_checkpoint)) or 0)
         start_passages = model.served_lengths["passage_max_length"]
         if arguments.process_index == 0:
             lengths = serving_lengths(model.config, model.max_seq_length)
@@ -535,7 +539,7 @@ def train(
             model.config = replace(model.config, passage_max_length=start_passages)
             curve = replace(curve, kept_step=0)
         curve = curve.compared_with_start(evaluator.per_query)
-        manifest_fields["dev_evaluation"] = curve.to_dict()
+        manifest_fields["dev_evaluation"] = {**curve.to_dict(), "per_query": f"{DEV_PER_QUERY_DIR}/step-<step>.json"}
     manifest = model.manifest(**manifest_fields)
     is_main_process = trainer.is_world_process_zero()
     if is_main_process:

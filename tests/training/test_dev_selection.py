@@ -5,6 +5,7 @@ says so. Also the dev set itself: held-out queries by a stable hash, full corpus
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from mpretriever.training.dev_curve import DEV_CURVE_PLOT, DevCurve, DevPoint
 from mpretriever.training.dev_set import DevEvaluator, build_dev_set, held_out_queries
 from mpretriever.training.run import load_dev_set, load_training_examples
 from tests.cli.test_cli import _tiny_args, run_cli
-from tests.training.test_training import _config
+from tests.training.test_training import _config, _StopAt
 
 
 def _dev_config(tiny_beir: Path, tiny_model_dir: Path, output: Path, **changes: Any) -> TrainConfig:
@@ -75,6 +76,44 @@ def test_the_run_evaluates_at_the_start_and_every_eval_steps_and_keeps_the_best(
     assert test["difference"] == pytest.approx(scores[best_step] - scores[0], abs=1e-9)
     assert 0.0 <= test["p_value"] <= 1.0
     assert f"paired t-test over 4 dev queries: p {test['p_value']:.2g}" in " ".join(outcome.dev_curve.verdict())
+
+
+def test_each_dev_evaluation_leaves_its_per_query_values_in_the_run(dev_run) -> None:
+    """``dev-per-query/step-N.json`` holds every evaluation's values by query, whose means are the curve's."""
+    outcome, manifest = dev_run
+    dev = manifest["dev_evaluation"]
+    assert dev["per_query"] == "dev-per-query/step-<step>.json"
+    for point in dev["curve"]:
+        values = json.loads((outcome.output / "dev-per-query" / f"step-{point['step']}.json").read_text("utf-8"))
+        assert len(values) == 4
+        mean = sum(query["nDCG@10"] for query in values.values()) / len(values)
+        assert mean == pytest.approx(point["nDCG@10"], abs=1e-9)
+
+
+def test_a_resumed_run_still_tests_its_saved_step_against_the_start(
+    tiny_beir: Path, tiny_model_dir: Path, dev_run, tmp_path: Path
+) -> None:
+    """The start was evaluated by the interrupted process: its recorded per-query values give the resumed run the
+    same paired test as the uninterrupted one; a record beyond the resumed checkpoint, which the resumed run does
+    not reach, is not left behind to describe weights that no longer exist."""
+    _, uninterrupted = dev_run
+    config = _dev_config(tiny_beir, tiny_model_dir, tmp_path / "run")
+    train(config, callbacks=[_StopAt(10)])
+    stale = config.output / "dev-per-query" / "step-25.json"
+    stale.write_text("{}", encoding="utf-8")
+    outcome = train(replace(config, resume=True))
+    dev = outcome.manifest.dev_evaluation
+    assert dev is not None and dev["against_start"] is not None
+    expected = uninterrupted["dev_evaluation"]
+    assert [point["step"] for point in dev["curve"]] == [0, 5, 10, 15, 20]
+    assert dev["kept_step"] == expected["kept_step"]
+    assert dev["against_start"]["step"] == expected["against_start"]["step"]
+    assert dev["against_start"]["difference"] == pytest.approx(expected["against_start"]["difference"], abs=1e-6)
+    assert dev["against_start"]["p_value"] == pytest.approx(expected["against_start"]["p_value"], rel=1e-4)
+    assert not stale.exists()
+    assert sorted(path.name for path in (config.output / "dev-per-query").iterdir()) == [
+        f"step-{step}.json" for step in (0, 10, 15, 20, 5)
+    ]
 
 
 def test_held_out_dev_queries_are_never_trained_on(tiny_beir: Path, tiny_model_dir: Path, dev_run) -> None:
@@ -412,8 +451,8 @@ def test_when_the_start_is_saved_the_best_trained_step_is_compared_with_it() -> 
 
 
 def test_without_the_starts_per_query_values_there_is_no_test() -> None:
-    """A resumed run did not evaluate the start in this process: nothing to compare, and the verdict says nothing
-    it cannot back."""
+    """The start's per-query values are missing (a resumed run whose records were deleted): nothing to compare,
+    and the verdict says nothing it cannot back."""
     curve = _curve(10).compared_with_start({10: _per_query([0.3, 0.4])})
     assert curve.against_start is None and curve.compared_step is None
     assert curve.to_dict()["against_start"] is None

@@ -50,7 +50,13 @@ def mixed_precision_gradients(
     encoder.zero_grad(set_to_none=True)
     with autocast():
         loss = batch_loss(
-            encoder, encoder, inputs, OBJECTIVES[objective].bind(), TEMPERATURE, grad_cache_chunk=chunk, autocast=autocast
+            encoder,
+            encoder,
+            inputs,
+            OBJECTIVES[objective].bind(),
+            TEMPERATURE,
+            grad_cache_chunk=chunk,
+            autocast=autocast,
         )
     (loss * LOSS_SCALE).backward()
     return {name: gradient / LOSS_SCALE for name, gradient in gradients(encoder).items()}

@@ -56,7 +56,7 @@ def tiny_study(tiny_beir: Path, tiny_model_dir: Path, **changes) -> dict:
 
 def test_load_study_reads_the_shipped_study_files() -> None:
     root = Path(__file__).resolve().parents[2] / "eval"
-    for path in sorted(root.glob("*.yml")):
+    for path in sorted(root.rglob("*.yml")):
         config = load_study(path)
         assert config.objectives and config.conditions, path
         assert config.primary_measure == "nDCG@10"

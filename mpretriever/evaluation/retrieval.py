@@ -38,6 +38,7 @@ from mpretriever.evaluation.metrics import (
     required_depth,
 )
 from mpretriever.evaluation.runs import write_run
+from mpretriever.evaluation.significance import save_per_query
 from mpretriever.files import OutputExistsError, write_text_atomically
 from mpretriever.index.connection import QdrantSettings
 from mpretriever.model.backends import Backend
@@ -459,8 +460,7 @@ def save_report(report: EvalReport, directory: Path) -> list[Path]:
     written = []
     for result in report.results:
         written.append(write_run(directory / run_file(result.mode), result.run, tag=f"mpr-{result.mode}"))
-        per_query = json.dumps(result.per_query, indent=1, sort_keys=True) + "\n"
-        written.append(write_text_atomically(directory / per_query_file(result.mode), per_query))
+        written.append(save_per_query(directory / per_query_file(result.mode), result.per_query))
     summary = json.dumps(report.summary(), indent=2, ensure_ascii=False) + "\n"
     written.append(write_text_atomically(directory / METRICS_FILE, summary))
     return written

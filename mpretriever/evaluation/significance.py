@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from mpretriever.files import write_text_atomically
+
 PairedTestName = Literal["t-test", "wilcoxon"]
 PerQuery = Mapping[str, Mapping[str, float]]
 
@@ -48,6 +50,11 @@ def load_per_query(path: str | Path) -> dict[str, dict[str, float]]:
     """Read a ``per-query-<mode>.json`` file written by ``mpr eval --output``."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def save_per_query(path: str | Path, per_query: Mapping[str, Mapping[str, float]]) -> Path:
+    """Write per-query values (query id -> measure -> value) as :func:`load_per_query` reads them, atomically."""
+    return write_text_atomically(path, json.dumps(per_query, indent=1, sort_keys=True) + "\n")
 
 
 def paired_test(

@@ -11,7 +11,6 @@ figures on the full corpus (a pool is easier), and every report says which corpu
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 import time
@@ -25,7 +24,7 @@ import datasets
 from mpretriever.data.beir import BeirDataset
 from mpretriever.data.sampling import hash_sample
 from mpretriever.evaluation.metrics import DEFAULT_MEASURES, Measure, evaluate_run, mean_values, parse_measures
-from mpretriever.files import write_text_atomically
+from mpretriever.evaluation.significance import load_per_query, save_per_query
 from mpretriever.model.bi_encoder import BiEncoder
 from mpretriever.search.embeddings import EmbeddingCache
 from mpretriever.search.exact import ExactIndex
@@ -196,8 +195,7 @@ class DevEvaluator:
             self.per_query[step] = per_query
             if self.record_directory is not None:
                 self.record_directory.mkdir(parents=True, exist_ok=True)
-                text = json.dumps(per_query, indent=1, sort_keys=True) + "\n"
-                write_text_atomically(self.record_directory / f"step-{step}.json", text)
+                save_per_query(self.record_directory / f"step-{step}.json", per_query)
         return mean_values(per_query, self.measures)
 
     def load_recorded(self, resumed_step: int) -> None:
@@ -210,11 +208,12 @@ class DevEvaluator:
             step_text = path.stem.removeprefix("step-")
             if not step_text.isdigit():
                 continue
-            if int(step_text) > resumed_step:
+            step = int(step_text)
+            if step > resumed_step:
                 path.unlink()
                 continue
             try:
-                self.per_query[int(step_text)] = json.loads(path.read_text(encoding="utf-8"))
+                self.per_query[step] = load_per_query(path)
             except (OSError, ValueError) as error:
                 logger.warning("%s: unreadable (%s); the paired test against the start may be missing", path, error)
 

@@ -17,7 +17,13 @@ from mpretriever.training import grad_cache
 from mpretriever.training.objectives import OBJECTIVES
 from mpretriever.training.step import batch_loss
 from tests.training.batches import collate, groups_for
-from tests.training.test_grad_cache import TEMPERATURE, chunked_reference, gradients
+from tests.training.test_grad_cache import (
+    TEMPERATURE,
+    assert_same_gradients,
+    chunked_reference,
+    gradients,
+    loss_and_gradients,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -98,10 +104,7 @@ def test_cuda_dropout_masks_are_replayed(cuda_encoder: BiEncoder, monkeypatch: p
     loss_fn = OBJECTIVES["lsepair"].bind()
 
     def cached_step() -> tuple[float, dict[str, torch.Tensor]]:
-        cuda_encoder.zero_grad(set_to_none=True)
-        loss = batch_loss(cuda_encoder, cuda_encoder, inputs, loss_fn, TEMPERATURE, grad_cache_chunk=3)
-        loss.backward()
-        return loss.item(), gradients(cuda_encoder)
+        return loss_and_gradients(cuda_encoder, inputs, loss_fn, 3)
 
     def seeded(step: Callable[[], Any]) -> Any:
         torch.manual_seed(7)  # seeds the CUDA generators too
@@ -111,8 +114,7 @@ def test_cuda_dropout_masks_are_replayed(cuda_encoder: BiEncoder, monkeypatch: p
     actual_loss, actual = seeded(cached_step)
     assert grad_cache.RandomState.capture().cuda, "the CUDA generator state was not captured"
     assert actual_loss == pytest.approx(expected_loss, rel=1e-5)
-    for name, gradient in expected.items():
-        assert (actual[name] - gradient).abs().max().item() <= 1e-4 * gradient.abs().max().item() + 1e-8, name
+    assert_same_gradients(actual, expected)
 
     # the control: without the replay, the re-embedding draws new masks and the gradients differ
     monkeypatch.setattr(grad_cache.RandomState, "replay", lambda self: contextlib.nullcontext())

@@ -1,0 +1,48 @@
+"""Two conditions of one study, paired on the test queries: per-query values averaged over the given seeds.
+
+    python eval/paired-conditions.py runs/recipe-seeds-nfcorpus-dev128 grade-3-epochs-4 all-grades --seed 42 --seed 43
+
+Prints, for each measure, both means, the difference (second condition minus first) and the paired t-test's p-value.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mpretriever.evaluation.significance import load_per_query, paired_test
+
+MEASURES = ("nDCG@10", "Recall@100", "MRR@10", "MAP@100")
+
+
+def averaged_over_seeds(study: Path, condition: str, objective: str, seeds: list[int]) -> dict[str, dict[str, float]]:
+    runs = [
+        load_per_query(study / "runs" / condition / objective / f"seed-{seed}" / "eval" / "per-query-exact.json")
+        for seed in seeds
+    ]
+    queries = set.intersection(*(set(run) for run in runs))
+    return {query: {m: sum(run[query][m] for run in runs) / len(runs) for m in MEASURES} for query in sorted(queries)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", type=Path, help="study directory (mpr study --output)")
+    parser.add_argument("first", help="the condition compared against")
+    parser.add_argument("second", help="the condition compared")
+    parser.add_argument("--objective", default="lsepair")
+    parser.add_argument("--seed", type=int, action="append", help="repeatable [default: 42, 43, 44]")
+    args = parser.parse_args()
+    seeds = args.seed or [42, 43, 44]
+    first = averaged_over_seeds(args.study, args.first, args.objective, seeds)
+    second = averaged_over_seeds(args.study, args.second, args.objective, seeds)
+    for measure in MEASURES:
+        comparison = paired_test(first, second, measure)
+        print(
+            f"{measure}: {args.first} {comparison.baseline_mean:.4f}, {args.second} {comparison.system_mean:.4f}, "
+            f"difference {comparison.difference:+.4f}, p {comparison.p_value:.2g} "
+            f"({comparison.queries} queries, seeds {seeds})"
+        )
+
+
+if __name__ == "__main__":
+    main()

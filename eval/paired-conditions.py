@@ -10,18 +10,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mpretriever.evaluation.significance import load_per_query, paired_test
+from mpretriever.evaluation.retrieval import per_query_file
+from mpretriever.evaluation.significance import paired_test
+from mpretriever.study.report import mean_per_query
+from mpretriever.study.runner import SEARCH_MODE, EvaluatedModel, run_directory
 
 MEASURES = ("nDCG@10", "Recall@100", "MRR@10", "MAP@100")
 
 
 def averaged_over_seeds(study: Path, condition: str, objective: str, seeds: list[int]) -> dict[str, dict[str, float]]:
     runs = [
-        load_per_query(study / "runs" / condition / objective / f"seed-{seed}" / "eval" / "per-query-exact.json")
+        EvaluatedModel(
+            condition,
+            objective,
+            seed,
+            means={},
+            per_query_path=run_directory(study, condition, objective, seed) / "eval" / per_query_file(SEARCH_MODE),
+        )
         for seed in seeds
     ]
-    queries = set.intersection(*(set(run) for run in runs))
-    return {query: {m: sum(run[query][m] for run in runs) / len(runs) for m in MEASURES} for query in sorted(queries)}
+    return mean_per_query(runs)
 
 
 def main() -> None:

@@ -19,16 +19,14 @@ MEASURES = ("nDCG@10", "Recall@100", "MRR@10", "MAP@100")
 
 
 def averaged_over_seeds(study: Path, condition: str, objective: str, seeds: list[int]) -> dict[str, dict[str, float]]:
-    runs = [
-        EvaluatedModel(
-            condition,
-            objective,
-            seed,
-            means={},
-            per_query_path=run_directory(study, condition, objective, seed) / "eval" / per_query_file(SEARCH_MODE),
-        )
-        for seed in seeds
-    ]
+    runs = []
+    for seed in seeds:
+        per_query_path = run_directory(study, condition, objective, seed) / "eval" / per_query_file(SEARCH_MODE)
+        if not per_query_path.is_file():
+            raise SystemExit(
+                f"{per_query_path}: no evaluation of {condition} / {objective} / seed {seed} (run the study first)"
+            )
+        runs.append(EvaluatedModel(condition, objective, seed, means={}, per_query_path=per_query_path))
     return mean_per_query(runs)
 
 

@@ -114,14 +114,30 @@ def dev_selection_lines(evaluated: Sequence[EvaluatedModel], output: Path, condi
             continue
         metric = dev["metric_for_best"]
         steps = dev["curve"][-1]["step"] if dev["curve"] else "?"
-        verdict = "beats" if dev["beats_start"] else "does **not** beat"
+        kept, start = dev["kept"][metric], dev["start"][metric]
+        corpus = f"{dev['dev_set']['corpus']} corpus of {dev['dev_set']['passages']} passages"
+        if dev["beats_start"]:
+            against_start = f"{kept - start:+.4f} over the starting model's {start:.4f} ({_dev_test(dev)}; {corpus})"
+        else:
+            against_start = (
+                f"**not above** the starting model's {start:.4f} ({kept - start:+.4f}; {_dev_test(dev)}; {corpus})"
+            )
         lines.append(
             f"- {model.objective}, seed {model.seed}: step {dev['kept_step']} of {steps} kept, dev {metric} "
-            f"{dev['kept'][metric]:.4f}, which {verdict} the starting model's {dev['start'][metric]:.4f} "
-            f"({dev['dev_set']['queries']} queries, {dev['dev_set']['corpus']} corpus of "
-            f"{dev['dev_set']['passages']} passages)"
+            f"{kept:.4f}, {against_start}"
         )
     return ["Dev selection:", "", *lines, ""] if lines else []
+
+
+def _dev_test(dev: dict[str, Any]) -> str:
+    """``p 0.41, not significant, paired t-test over 30 dev queries`` for the kept step against the start, or the
+    number of dev queries alone when the manifest has no test of that step."""
+    queries = f"{dev['dev_set']['queries']} dev queries"
+    test = dev.get("against_start")
+    if not test or test.get("step") != dev["kept_step"]:
+        return queries
+    significance = "significant" if test["p_value"] < ALPHA else "not significant"
+    return f"p {test['p_value']:.2g}, {significance}, paired {test['test']} over {queries}"
 
 
 def summary_table(config: StudyConfig, evaluated: Sequence[EvaluatedModel]) -> list[str]:

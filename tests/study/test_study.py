@@ -19,7 +19,7 @@ from mpretriever.study import (
     study_from_dict,
     write_report,
 )
-from mpretriever.study.report import condition_table, mean_per_query
+from mpretriever.study.report import condition_table, dev_selection_lines, mean_per_query
 from mpretriever.study.runner import RUN_RECORD, run_directory
 
 TINY_TRAIN = {
@@ -269,9 +269,76 @@ def test_a_study_condition_can_select_on_a_dev_set_and_the_report_says_what_was_
     assert [point["step"] for point in dev["curve"]] == [0, 1, 2]
     assert manifest["hyperparameters"]["lr_scheduler_type"] == "constant"
     report = (output / "report.md").read_text()
-    verdict = "beats" if dev["beats_start"] else "does **not** beat"
-    kept = f"- lsepair, seed 1: step {dev['kept_step']} of 2 kept, dev nDCG@10 {dev['kept']['nDCG@10']:.4f}, which "
-    assert kept + verdict in report
+    kept, start = dev["kept"]["nDCG@10"], dev["start"]["nDCG@10"]
+    against_start = f"{kept - start:+.4f} over" if dev["beats_start"] else "**not above**"
+    line = f"- lsepair, seed 1: step {dev['kept_step']} of 2 kept, dev nDCG@10 {kept:.4f}, {against_start}"
+    assert f"{line} the starting model's {start:.4f} (" in report
+
+
+def write_dev_manifest(output: Path, objective: str, dev: dict[str, object]) -> EvaluatedModel:
+    manifest = run_directory(output, "dev", objective, 42) / "model" / "mpretriever.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"dev_evaluation": dev}))
+    return EvaluatedModel("dev", objective, 42, means={}, per_query_path=output / "unused.json")
+
+
+def test_dev_selection_lines_give_the_kept_steps_difference_and_its_test_against_the_start(tmp_path: Path) -> None:
+    dev_set = {"queries": 30, "corpus": "full", "passages": 1398}
+    start = {"nDCG@10": 0.43027}
+    curve = [{"step": 0}, {"step": 7}, {"step": 32}]
+    barely = write_dev_manifest(
+        tmp_path,
+        "infonce",
+        {
+            "dev_set": dev_set,
+            "metric_for_best": "nDCG@10",
+            "start": start,
+            "kept_step": 7,
+            "kept": {"nDCG@10": 0.43032},
+            "beats_start": True,
+            "curve": curve,
+            "against_start": {"step": 7, "test": "t-test", "queries": 30, "difference": 5e-5, "p_value": 0.998},
+        },
+    )
+    clear = write_dev_manifest(
+        tmp_path,
+        "lsepair",
+        {
+            "dev_set": dev_set,
+            "metric_for_best": "nDCG@10",
+            "start": start,
+            "kept_step": 32,
+            "kept": {"nDCG@10": 0.474},
+            "beats_start": True,
+            "curve": curve,
+            "against_start": {"step": 32, "test": "t-test", "queries": 30, "difference": 0.0437, "p_value": 0.012},
+        },
+    )
+    start_kept = write_dev_manifest(
+        tmp_path,
+        "jointlh",
+        {
+            "dev_set": dev_set,
+            "metric_for_best": "nDCG@10",
+            "start": start,
+            "kept_step": 0,
+            "kept": start,
+            "beats_start": False,
+            "curve": curve,
+            "against_start": {"step": 7, "test": "t-test", "queries": 30, "difference": -0.01, "p_value": 0.3},
+        },
+    )
+
+    lines = dev_selection_lines([barely, clear, start_kept], tmp_path, "dev")
+
+    assert lines[2:5] == [
+        "- infonce, seed 42: step 7 of 32 kept, dev nDCG@10 0.4303, +0.0000 over the starting model's 0.4303 "
+        "(p 1, not significant, paired t-test over 30 dev queries; full corpus of 1398 passages)",
+        "- lsepair, seed 42: step 32 of 32 kept, dev nDCG@10 0.4740, +0.0437 over the starting model's 0.4303 "
+        "(p 0.012, significant, paired t-test over 30 dev queries; full corpus of 1398 passages)",
+        "- jointlh, seed 42: step 0 of 32 kept, dev nDCG@10 0.4303, **not above** the starting model's 0.4303 "
+        "(+0.0000; 30 dev queries; full corpus of 1398 passages)",
+    ]
 
 
 def test_a_record_without_an_option_added_later_matches_at_its_default() -> None:
